@@ -189,6 +189,7 @@ std::string run_fifo_model(Ring& ring, std::size_t capacity, std::uint64_t seed,
   return "";
 }
 
+// Fills the ring with first, first + 1, ... up to its capacity.
 template <class Ring>
 void fill_with_sequence(Ring& ring, std::uint64_t first) {
   for (std::uint64_t i = 0; i < ring.capacity(); ++i) REQUIRE(ring.try_push(first + i));
