@@ -47,6 +47,8 @@
 
 #include <ringmq/ring.hpp>
 
+#include "bench_support.hpp"
+
 #ifdef RINGMQ_HAVE_MOODYCAMEL
 #include <concurrentqueue/blockingconcurrentqueue.h>
 #include <concurrentqueue/concurrentqueue.h>
@@ -68,57 +70,18 @@
 
 namespace {
 
-// ---------------------------------------------------------------------------------------------
-// Allocation counter.
-
-// Number of allocations since the program started. It counts every call of the global
-// operator new (replaced below) and the allocation hooks that moodycamel's queues and TBB's
-// queue are given here, because those two allocate with std::malloc and TBB's own allocator.
-// readerwriterqueue allocates with std::malloc too, but only when its enqueue grows the queue,
-// and this file calls only try_enqueue, which never allocates.
-std::atomic<std::uint64_t> allocation_count{0};
-
-void count_allocation() noexcept { allocation_count.fetch_add(1, std::memory_order_relaxed); }
-
-std::uint64_t allocations_so_far() noexcept {
-  return allocation_count.load(std::memory_order_relaxed);
-}
-
-}  // namespace
-
-// Replacements of the global allocation functions that count each allocation. The nothrow and
-// array forms are left to the standard library, which implements them by calling the forms
-// replaced here. None of them is inlined, because g++ 12 warns about an inlined std::malloc or
-// std::free that it pairs with operator new or delete at the call site
-// (-Wmismatched-new-delete).
-[[gnu::noinline]] void* operator new(std::size_t size) {
-  count_allocation();
-  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
-  throw std::bad_alloc();
-}
-
-[[gnu::noinline]] void* operator new(std::size_t size, std::align_val_t alignment) {
-  count_allocation();
-  const auto bytes = static_cast<std::size_t>(alignment);
-  // std::aligned_alloc requires the size to be a nonzero multiple of the alignment.
-  const std::size_t rounded = size == 0 ? bytes : (size + bytes - 1) / bytes * bytes;
-  if (void* memory = std::aligned_alloc(bytes, rounded)) return memory;
-  throw std::bad_alloc();
-}
-
-[[gnu::noinline]] void operator delete(void* memory) noexcept { std::free(memory); }
-
-[[gnu::noinline]] void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
-
-[[gnu::noinline]] void operator delete(void* memory, std::align_val_t) noexcept {
-  std::free(memory);
-}
-
-[[gnu::noinline]] void operator delete(void* memory, std::size_t, std::align_val_t) noexcept {
-  std::free(memory);
-}
-
-namespace {
+// Allocations are counted by bench_support.hpp: every call of the global operator new, and the
+// allocation hooks that moodycamel's queues and TBB's queue are given here, because those two
+// allocate with std::malloc and TBB's own allocator. readerwriterqueue allocates with
+// std::malloc too, but only when its enqueue grows the queue, and this file calls only
+// try_enqueue, which never allocates.
+using ringmq_bench::allocations_so_far;
+using ringmq_bench::count_allocation;
+using ringmq_bench::item_tally;
+using ringmq_bench::make_item;
+using ringmq_bench::retry_wait;
+using ringmq_bench::stall_timeout;
+using ringmq_bench::worker_team;
 
 constexpr std::size_t queue_capacity = 1024;
 
@@ -132,43 +95,6 @@ constexpr std::uint64_t stop_token = ~std::uint64_t{0};
 
 // ---------------------------------------------------------------------------------------------
 // Waiting between failed try_ calls, the same for every queue.
-
-constexpr std::uint32_t retry_spin_rounds = 256;
-
-// A thread that has retried for this long without success gives up, and the benchmark reports
-// an error, so that a queue that lost an item fails the run instead of hanging it.
-constexpr std::chrono::seconds stall_timeout{10};
-
-inline void cpu_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// Waits between the retries of one try_ call. It pauses first, then yields on every round.
-class retry_wait {
- public:
-  // Waits one round. Returns false once the caller has been retrying for stall_timeout.
-  bool wait() {
-    if (rounds_ < retry_spin_rounds) {
-      ++rounds_;
-      cpu_pause();
-      return true;
-    }
-    if (rounds_ == retry_spin_rounds) yield_start_ = std::chrono::steady_clock::now();
-    ++rounds_;
-    std::this_thread::yield();
-    // The timeout need not be precise, so the clock is read only every 1024 rounds.
-    if ((rounds_ - retry_spin_rounds) % 1024 != 0) return true;
-    return std::chrono::steady_clock::now() - yield_start_ < stall_timeout;
-  }
-
- private:
-  std::uint32_t rounds_ = 0;
-  std::chrono::steady_clock::time_point yield_start_;
-};
 
 // Pushes `value`, retrying while the queue is full. Returns false if it stalled.
 template <class Producer>
@@ -548,92 +474,6 @@ void run_push_pop(benchmark::State& state) {
 // Google Benchmark's ->Threads(n) is not used because it times each thread on its own and
 // reports the mean of the threads' times (benchmark_runner.cc, 1.7.1), so a producer that
 // finishes before its consumer drains the queue would shorten the reported time.
-
-// Worker threads that each run one iteration whenever the benchmark thread starts one.
-class worker_team {
- public:
-  explicit worker_team(std::uint32_t size) : size_(size) {}
-
-  worker_team(const worker_team&) = delete;
-  worker_team& operator=(const worker_team&) = delete;
-
-  ~worker_team() {
-    stopped_.store(true, std::memory_order_relaxed);
-    // Release: pairs with the acquire load in wait_for_start, which then reads stopped_ true.
-    generation_.fetch_add(1, std::memory_order_release);
-    generation_.notify_all();
-    for (std::thread& worker : workers_) worker.join();
-  }
-
-  // Starts a worker thread running `work`. The team must get exactly `size` workers, and each
-  // must loop: while (wait_for_start(seen)) { run one iteration; finish(); }.
-  template <class Work>
-  void add(Work work) {
-    workers_.emplace_back(std::move(work));
-  }
-
-  // Called by the benchmark thread: runs one iteration on every worker and returns when each
-  // has called finish().
-  void run_iteration() {
-    running_.store(size_, std::memory_order_relaxed);
-    // Release: pairs with the acquire load in wait_for_start, so workers read the new running_.
-    generation_.fetch_add(1, std::memory_order_release);
-    generation_.notify_all();
-    for (std::uint32_t left = running_.load(std::memory_order_acquire); left != 0;
-         left = running_.load(std::memory_order_acquire)) {
-      running_.wait(left, std::memory_order_acquire);
-    }
-  }
-
-  // Called by a worker: waits until an iteration newer than `seen` starts and updates `seen`.
-  // Returns false when the team is being destroyed.
-  bool wait_for_start(std::uint32_t& seen) {
-    generation_.wait(seen, std::memory_order_acquire);
-    seen = generation_.load(std::memory_order_acquire);
-    return !stopped_.load(std::memory_order_relaxed);
-  }
-
-  // Called by a worker at the end of its iteration. Release: pairs with the acquire loads in
-  // run_iteration, so the benchmark thread reads the worker's results.
-  void finish() {
-    if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) running_.notify_one();
-  }
-
- private:
-  const std::uint32_t size_;
-  std::atomic<std::uint32_t> generation_{0};
-  std::atomic<std::uint32_t> running_{0};
-  std::atomic<bool> stopped_{false};
-  std::vector<std::thread> workers_;
-};
-
-// Count and checksums of the items one consumer popped in one iteration. Lost and duplicated
-// items change at least one of the three unless they balance in count, sum and sum of squares
-// at once.
-struct alignas(64) item_tally {
-  std::uint64_t count = 0;
-  std::uint64_t sum = 0;
-  std::uint64_t sum_of_squares = 0;  // modulo 2^64
-
-  void add(std::uint64_t item) {
-    ++count;
-    sum += item;
-    sum_of_squares += item * item;
-  }
-
-  void add(const item_tally& other) {
-    count += other.count;
-    sum += other.sum;
-    sum_of_squares += other.sum_of_squares;
-  }
-
-  bool operator==(const item_tally&) const = default;
-};
-
-// Returns item number `index` of producer `producer`. The items of one iteration are distinct.
-std::uint64_t make_item(std::uint32_t producer, std::uint64_t index) {
-  return (std::uint64_t{producer} << 32) | index;
-}
 
 template <class Queue>
 void run_throughput(benchmark::State& state, std::uint32_t producer_count,
