@@ -189,10 +189,12 @@ class turn_ring {
   }
 
   std::size_t size() const noexcept {
-    // Head first: a tail read later can only be larger, so the difference is never negative
-    // by a race; it may exceed the capacity while calls are in progress, hence the clamp.
-    const std::uint64_t head = head_.load(std::memory_order_acquire);
+    // Tail first: the head read later can only be larger, so while calls are in progress the
+    // result is a lower bound of the count at the moment of the head read. The work queue
+    // relies on that: a free list that reads full holds no slot that a thread has taken. A
+    // head that passed the tail read reads as empty.
     const std::uint64_t tail = tail_position(tail_.load(std::memory_order_acquire));
+    const std::uint64_t head = head_.load(std::memory_order_acquire);
     if (tail <= head) return 0;
     return static_cast<std::size_t>(std::min<std::uint64_t>(tail - head, capacity()));
   }
