@@ -70,6 +70,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -681,7 +682,10 @@ class work_queue {
   bool is_drained() const noexcept {
     if (!closed_.load(std::memory_order_seq_cst)) return false;
     std::atomic_thread_fence(std::memory_order_seq_cst);  // (C2), see claim_free_slot
-    return size() == 0;
+    // The free list's size() is a lower bound while calls run, so "every slot free" is never
+    // read while a thread holds a slot, even when another thread takes and returns one between
+    // its two counter reads.
+    return free_.size() == config_.capacity;
   }
 
  private:
@@ -783,11 +787,26 @@ class work_queue {
   template <class... Args>
   send_result send_until(detail::steady_time deadline, const send_options& options,
                          Args&&... args) {
-    for (;;) {
-      send_result result = try_send_with(options, std::forward<Args>(args)...);
-      if (result.status != send_status::full) return result;
-      if (std::chrono::steady_clock::now() >= deadline) return {send_status::timeout, 0};
-      room_waiters_.sleep_unless([&] { return !free_.empty() || is_closed(); }, deadline);
+    // Wait as wait<park> does: spin, then yield, then sleep, because waking a sleeping thread
+    // costs tens of microseconds. While spinning, retry only when a slot looks free.
+    for (std::uint32_t round = 0;; round += (round != UINT32_MAX) ? 1 : 0) {
+      const wait_step step = park::step(round);
+      if (step == wait_step::sleep || round % full_retry_rounds == 0 || !free_.empty()) {
+        send_result result = try_send_with(options, std::forward<Args>(args)...);
+        if (result.status != send_status::full) return result;
+        if (std::chrono::steady_clock::now() >= deadline) return {send_status::timeout, 0};
+      }
+      switch (step) {
+        case wait_step::spin:
+          detail::cpu_relax();
+          break;
+        case wait_step::yield:
+          std::this_thread::yield();
+          break;
+        case wait_step::sleep:
+          room_waiters_.sleep_unless([&] { return !free_.empty() || is_closed(); }, deadline);
+          break;
+      }
     }
   }
 
@@ -832,9 +851,23 @@ class work_queue {
   }
 
   std::optional<delivery_type> receive_until(detail::steady_time deadline, nanos lease) {
-    for (;;) {
-      if (std::optional<delivery_type> out = receive_now(lease)) return out;
-      if (is_drained() || std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    // Wait as wait<park> does: spin, then yield, then sleep. While spinning, retry only when a
+    // message looks visible, and every full_retry_rounds rounds, which also reads the clock for
+    // leases that ended.
+    for (std::uint32_t round = 0;; round += (round != UINT32_MAX) ? 1 : 0) {
+      const wait_step step = park::step(round);
+      if (step == wait_step::sleep || round % full_retry_rounds == 0 || !ready_.empty()) {
+        if (std::optional<delivery_type> out = receive_now(lease)) return out;
+        if (is_drained() || std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      }
+      if (step == wait_step::spin) {
+        detail::cpu_relax();
+        continue;
+      }
+      if (step == wait_step::yield) {
+        std::this_thread::yield();
+        continue;
+      }
 
       // Sleep until a message becomes visible, close(), the deadline, or the earliest known
       // lease end or delay, whichever comes first.
@@ -1091,6 +1124,9 @@ class work_queue {
       }
     }
   }
+
+  // How many rounds of a spinning wait pass between two full attempts.
+  static constexpr std::uint32_t full_retry_rounds = 64;
 
   // How often a receive waiting on a clock other than steady_clock rereads it.
   static constexpr std::chrono::milliseconds other_clock_poll{1};
