@@ -28,7 +28,7 @@
 
 namespace ringmq {
 
-// Why a message became a dead letter.
+// The reason a message became a dead letter.
 enum class dead_letter_reason : std::uint8_t {
   max_receives,  // its max_receive_count-th attempt failed (nack or lease expiry)
   rejected,      // a consumer called reject()

@@ -427,8 +427,8 @@ class work_queue {
   time_point now() const noexcept { return clock_->now(); }
 
   // Makes every send fail from now on and wakes every waiting call. Receivers still get the
-  // messages that are or become visible, and a waiting receive keeps waiting while messages are
-  // delayed or leased; it returns nothing once the queue is drained. Open leases can still be
+  // messages that are or become visible. A waiting receive keeps waiting while messages are
+  // delayed or leased, and returns nothing once the queue is drained. Open leases can still be
   // settled.
   void close() noexcept {
     closed_.store(true, std::memory_order_seq_cst);  // (C0), see claim_free_slot
@@ -442,9 +442,9 @@ class work_queue {
   bool is_drained() const noexcept {
     if (!closed_.load(std::memory_order_seq_cst)) return false;
     std::atomic_thread_fence(std::memory_order_seq_cst);  // (C2), see claim_free_slot
-    // The free list's size() is a lower bound while calls run, so "every slot free" is never
-    // read while a thread holds a slot, even when another thread takes and returns one between
-    // its two counter reads.
+    // The free list's size() is a lower bound while calls run. So "every slot free" is never read
+    // while a thread has taken a slot, even when another thread takes and returns one between the
+    // two counter reads.
     return free_.size() == config_.capacity;
   }
 

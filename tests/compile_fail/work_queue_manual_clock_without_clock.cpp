@@ -1,5 +1,5 @@
 // expect: no matching (function for call|constructor for initialization)
-// A manual_clock queue built without the clock it must read: nobody could advance that clock.
+// A manual_clock queue built without the clock it must read: no caller could advance that clock.
 #include <ringmq/work_queue.hpp>
 
 int main() {

@@ -10,7 +10,7 @@
 
 namespace ringmq::detail {
 
-// Where a message is. Every slot is in exactly one of these states.
+// The state of a message slot. Every slot is in exactly one of these states at a time.
 enum class slot_kind : std::uint64_t {
   free = 0,      // no message; the index is in the free list
   visible = 1,   // waiting for a receiver; the index is in the ready list or held by a receiver

@@ -191,8 +191,8 @@ class turn_ring {
   std::size_t size() const noexcept {
     // Tail first: the head read later can only be larger, so while calls are in progress the
     // result is a lower bound of the count at the moment of the head read. The work queue
-    // relies on that: a free list that reads full holds no slot that a thread has taken. A
-    // head that passed the tail read reads as empty.
+    // relies on that: when its free list reads full, no thread has taken a slot. A head that
+    // passed the tail read reads as empty.
     const std::uint64_t tail = tail_position(tail_.load(std::memory_order_acquire));
     const std::uint64_t head = head_.load(std::memory_order_acquire);
     if (tail <= head) return 0;
