@@ -261,6 +261,7 @@ TEST_CASE("dead_letter_queue: to_string names each reason", "[dead_letter]") {
   CHECK(ringmq::to_string(dead_letter_reason::max_receives) == "max_receives");
   CHECK(ringmq::to_string(dead_letter_reason::rejected) == "rejected");
   CHECK(ringmq::to_string(dead_letter_reason::expired) == "expired");
+  CHECK(ringmq::to_string(dead_letter_reason::evicted) == "evicted");
 }
 
 // ---- through a work queue ----------------------------------------------------------------------

@@ -62,6 +62,7 @@ void check_stats(const queue_stats& actual, std::string_view step, const queue_s
   CHECK(actual.released == expected.released);
   CHECK(actual.expired_leases == expected.expired_leases);
   CHECK(actual.rejected == expected.rejected);
+  CHECK(actual.evicted == expected.evicted);
   CHECK(actual.dead_lettered == expected.dead_lettered);
   CHECK(actual.dropped == expected.dropped);
   CHECK(actual.redriven == expected.redriven);
@@ -1063,6 +1064,56 @@ TEST_CASE("work_queue: reject dead-letters the message at once", "[work_queue]")
     CHECK(letter.reason == dead_letter_reason::rejected);
     CHECK(letter.detail.empty());
   }
+}
+
+TEST_CASE("work_queue: try_evict_oldest dead-letters the next visible message", "[work_queue]") {
+  manual_clock clock;
+  manual_queue queue({.capacity = 4, .visibility_timeout = 10s}, clock);
+  const ringmq::send_result leased = queue.try_send(1);
+  const ringmq::send_result first = queue.try_send(2);
+  const ringmq::send_result second = queue.try_send(3);
+  REQUIRE(queue.try_send(4, {.delay = 5s}).ok());
+  const auto delivery = receive(queue);
+  REQUIRE(delivery.receipt().id() == leased.id);
+  clock.advance(1s);
+
+  // The leased and the delayed message stay; the visible ones go in line order.
+  CHECK(queue.try_evict_oldest("subscription full"));
+  CHECK(queue.try_evict_oldest());
+  CHECK_FALSE(queue.try_evict_oldest());
+  queue_stats expected;
+  expected.sent = 4;
+  expected.received = 1;
+  expected.in_flight = 1;
+  expected.delayed = 1;
+  expected.evicted = 2;
+  expected.dead_lettered = 2;
+  expected.dead_letters = 2;
+  check_stats(queue.stats(), "after two evictions", expected);
+
+  const auto letter = take_dead_letter(queue);
+  CHECK(letter.id == first.id);
+  CHECK(letter.body == 2);
+  CHECK(letter.reason == dead_letter_reason::evicted);
+  CHECK(letter.detail == "subscription full");
+  CHECK(letter.receive_count == 0);
+  CHECK(letter.dead_lettered_at == at(1s));
+  const auto next = take_dead_letter(queue);
+  CHECK(next.id == second.id);
+  CHECK(next.detail == "evicted to make room for a newer message");
+
+  // The leased message settles as usual, and the freed slots take new sends.
+  CHECK(queue.ack(delivery.receipt()));
+  CHECK(queue.try_send(5).ok());
+  CHECK(queue.try_send(6).ok());
+
+  // A delayed message that came due joins the end of the line and can then be evicted.
+  clock.advance(4s);
+  for (const int body : {5, 6, 4}) {
+    CHECK(queue.try_evict_oldest());
+    CHECK(take_dead_letter(queue).body == body);
+  }
+  CHECK_FALSE(queue.try_evict_oldest());
 }
 
 // ---- max_receive_count -------------------------------------------------------------------------

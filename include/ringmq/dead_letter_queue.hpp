@@ -33,6 +33,7 @@ enum class dead_letter_reason : std::uint8_t {
   max_receives,  // its max_receive_count-th attempt failed (nack or lease expiry)
   rejected,      // a consumer called reject()
   expired,       // it was older than the queue's retention when it was due for delivery
+  evicted,       // try_evict_oldest() removed it to make room, as a full subscription does
 };
 
 constexpr std::string_view to_string(dead_letter_reason reason) noexcept {
@@ -43,6 +44,8 @@ constexpr std::string_view to_string(dead_letter_reason reason) noexcept {
       return "rejected";
     case dead_letter_reason::expired:
       return "expired";
+    case dead_letter_reason::evicted:
+      return "evicted";
   }
   return "unknown";
 }

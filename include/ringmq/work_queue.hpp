@@ -346,6 +346,21 @@ class work_queue {
     return true;
   }
 
+  // Dead-letters the visible message that is next in line, with reason evicted and `detail` as
+  // its text, to make room without waiting for a consumer. Leased and delayed messages are never
+  // evicted. Returns false when no message is visible. A fan-out subscription whose overflow
+  // policy is drop_oldest calls this when its queue is full, so that what it drops stays
+  // recoverable in the dead-letter queue.
+  bool try_evict_oldest(std::string_view detail = {}) {
+    const nanos at = now_ns();
+    if (at >= due_hint()) reap(at);
+    std::uint32_t index = 0;
+    if (!ready_.try_pop(index)) return false;
+    slots_[index].counters.evicted.bump();
+    dead_letter_owned(index, dead_letter_reason::evicted, detail, at);
+    return true;
+  }
+
   // ---- dead letters, state, close ------------------------------------------------------------
 
   dead_letter_queue_type& dead_letters() noexcept { return dead_letters_; }
@@ -407,6 +422,7 @@ class work_queue {
       result.released += c.released.read();
       result.expired_leases += c.expired_leases.read();
       result.rejected += c.rejected.read();
+      result.evicted += c.evicted.read();
     }
     if (oldest_sent != detail::nanos_max && at > oldest_sent) {
       result.oldest_visible_age = std::chrono::nanoseconds(at - oldest_sent);
@@ -734,9 +750,13 @@ class work_queue {
     slot_type& slot = slots_[index];
     std::string detail;
     try {
-      detail = text.empty() && reason == dead_letter_reason::expired
-                   ? std::string("older than the retention period")
-                   : std::string(text);
+      if (!text.empty()) {
+        detail = text;
+      } else if (reason == dead_letter_reason::expired) {
+        detail = "older than the retention period";
+      } else if (reason == dead_letter_reason::evicted) {
+        detail = "evicted to make room for a newer message";
+      }
     } catch (...) {
       detail.clear();  // out of memory: the dead letter keeps its reason without the text
     }

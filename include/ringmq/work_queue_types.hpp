@@ -147,6 +147,7 @@ struct queue_stats {
   std::uint64_t released = 0;
   std::uint64_t expired_leases = 0;
   std::uint64_t rejected = 0;
+  std::uint64_t evicted = 0;  // visible messages dead-lettered by try_evict_oldest()
   std::uint64_t dead_lettered = 0;  // for any reason, including ones dropped at once
   std::uint64_t dropped = 0;        // dead letters discarded because the dead-letter queue was full
   std::uint64_t redriven = 0;

@@ -73,6 +73,7 @@ struct slot_counters {
   owned_counter released;
   owned_counter expired_leases;
   owned_counter rejected;
+  owned_counter evicted;
 };
 
 // One message and its bookkeeping. Fields marked "owner" are read and written only by the
