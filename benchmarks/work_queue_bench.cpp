@@ -5,6 +5,8 @@
 // Every benchmark is named BM_<queue>_<shape>. The queues, each for std::uint64_t items:
 //   work_queue      ringmq::work_queue<std::uint64_t>, capacity 1024, the default visibility
 //                   timeout (30 s). Taking an item is a receive followed by an ack.
+//   work_queue_coarse   the same on ringmq::coarse_steady_clock, which reads the time of the
+//                   last timer tick instead of the precise time.
 //   ring            ringmq::ring<std::uint64_t> with capacity 1024 and the default options
 //                   (several producers and consumers, wait<park>). Taking an item is a pop.
 //   zmq_push_pull   one ZMQ_PUSH socket bound to an inproc endpoint and one ZMQ_PULL socket per
@@ -16,8 +18,14 @@
 //                             wait (try_send, try_receive; ZMQ_DONTWAIT). Reported as items/s.
 //   1p1c_blocking, 1p2c_blocking   The same with the calls that wait: send_for and
 //                             receive_for, push_for and pop_for. Not for ZeroMQ.
+//   1p1c_batch, 1p2c_batch    As 1p1c and 1p2c, but each consumer takes up to receive_batch
+//                             items per call: try_receive_batch then ack_batch for the work
+//                             queue, try_pop_bulk for the ring. Not for ZeroMQ.
 //   send_receive_ack, push_pop, send_recv   One thread sends one message and takes it back,
 //                             over and over, with nothing else queued. Time is per message.
+//   steady_clock_now, coarse_steady_clock_now   One read of the clock. The coarse one also
+//                             reports max_lag_ms: how far behind a precise read taken right
+//                             after it the coarse clock was, at most, during the run.
 //   send_receive_ack_reap     work_queue only, on a manual_clock: each message's lease expires
 //                             once and the reaper hands it out again, with `leases` other
 //                             messages leased and not due. Time is per message.
@@ -33,10 +41,13 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,9 +96,11 @@ void report_allocations_per_iteration(benchmark::State& state, std::uint64_t bef
 // with the queue once `items` items have gone through it, or returns an empty string.
 // allocations_counted is false when the queue allocates in ways the counter does not see.
 
+template <class Clock>
 class work_queue_adapter {
  public:
   static constexpr bool allocations_counted = true;
+  using queue_type = ringmq::work_queue<std::uint64_t, ringmq::clock<Clock>>;
 
   explicit work_queue_adapter(std::uint32_t /*consumer_count*/) {}
 
@@ -122,15 +135,72 @@ class work_queue_adapter {
   }
 
  private:
-  bool take(std::optional<ringmq::delivery<std::uint64_t>> delivery, std::uint64_t& value) {
+  bool take(std::optional<typename queue_type::delivery_type> delivery, std::uint64_t& value) {
     if (!delivery) return false;
     value = delivery->body();
     if (!queue_.ack(delivery->receipt())) failed_acks_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
-  ringmq::work_queue<std::uint64_t> queue_{ringmq::queue_config{.capacity = queue_capacity}};
+  queue_type queue_{ringmq::queue_config{.capacity = queue_capacity}};
   std::atomic<std::uint64_t> failed_acks_{0};
+
+  template <class>
+  friend class work_queue_batch_adapter;
+};
+
+// Items a consumer of the batch shapes takes per call.
+constexpr std::size_t receive_batch = 16;
+
+// The work queue with consumers that receive and acknowledge up to receive_batch messages per
+// call, and hand the bodies out one by one from a buffer of their own.
+template <class Clock>
+class work_queue_batch_adapter : public work_queue_adapter<Clock> {
+  using base = work_queue_adapter<Clock>;
+  using delivery_type = typename base::queue_type::delivery_type;
+
+ public:
+  class batch_consumer {
+   public:
+    explicit batch_consumer(base& owner) : owner_(&owner) {
+      deliveries_.reserve(receive_batch);
+      bodies_.reserve(receive_batch);
+    }
+
+    bool try_pop(std::uint64_t& value) {
+      if (next_ == bodies_.size() && !refill()) return false;
+      value = bodies_[next_++];
+      return true;
+    }
+
+   private:
+    bool refill() {
+      deliveries_.clear();
+      bodies_.clear();
+      next_ = 0;
+      const std::size_t count = owner_->queue_.try_receive_batch(std::back_inserter(deliveries_),
+                                                                 receive_batch);
+      if (count == 0) return false;
+      for (const delivery_type& delivery : deliveries_) bodies_.push_back(delivery.body());
+      const std::size_t acked = owner_->queue_.ack_batch(deliveries_.begin(), deliveries_.end());
+      owner_->failed_acks_.fetch_add(count - acked, std::memory_order_relaxed);
+      return true;
+    }
+
+    base* owner_;
+    std::vector<delivery_type> deliveries_;
+    std::vector<std::uint64_t> bodies_;
+    std::size_t next_ = 0;
+  };
+
+  explicit work_queue_batch_adapter(std::uint32_t consumer_count) : base(consumer_count) {
+    for (std::uint32_t index = 0; index < consumer_count; ++index) consumers_.emplace_back(*this);
+  }
+
+  batch_consumer& consumer(std::uint32_t index) { return consumers_[index]; }
+
+ private:
+  std::vector<batch_consumer> consumers_;
 };
 
 class ring_adapter {
@@ -163,6 +233,43 @@ class ring_adapter {
 
  private:
   ringmq::ring<std::uint64_t> ring_{queue_capacity};
+
+  friend class ring_batch_adapter;
+};
+
+// The ring with consumers that pop up to receive_batch items per call into a buffer of their
+// own.
+class ring_batch_adapter : public ring_adapter {
+ public:
+  class batch_consumer {
+   public:
+    explicit batch_consumer(ring_adapter& owner) : owner_(&owner) {}
+
+    bool try_pop(std::uint64_t& value) {
+      if (next_ == count_) {
+        next_ = 0;
+        count_ = owner_->ring_.try_pop_bulk(items_.begin(), items_.size());
+        if (count_ == 0) return false;
+      }
+      value = items_[next_++];
+      return true;
+    }
+
+   private:
+    ring_adapter* owner_;
+    std::array<std::uint64_t, receive_batch> items_{};
+    std::size_t next_ = 0;
+    std::size_t count_ = 0;
+  };
+
+  explicit ring_batch_adapter(std::uint32_t consumer_count) : ring_adapter(consumer_count) {
+    for (std::uint32_t index = 0; index < consumer_count; ++index) consumers_.emplace_back(*this);
+  }
+
+  batch_consumer& consumer(std::uint32_t index) { return consumers_[index]; }
+
+ private:
+  std::vector<batch_consumer> consumers_;
 };
 
 #ifdef RINGMQ_HAVE_ZMQ
@@ -409,9 +516,10 @@ void run_throughput(benchmark::State& state, std::uint32_t consumer_count) {
 // ---------------------------------------------------------------------------------------------
 // Single-thread shapes: one message at a time, time per message.
 
+template <class Clock>
 void run_work_queue_send_receive_ack(benchmark::State& state) {
-  auto queue = std::make_unique<ringmq::work_queue<std::uint64_t>>(
-      ringmq::queue_config{.capacity = queue_capacity});
+  using queue_type = ringmq::work_queue<std::uint64_t, ringmq::clock<Clock>>;
+  auto queue = std::make_unique<queue_type>(ringmq::queue_config{.capacity = queue_capacity});
   std::uint64_t value = 0;
 
   const std::uint64_t allocations_before = allocations_so_far();
@@ -423,7 +531,7 @@ void run_work_queue_send_receive_ack(benchmark::State& state) {
       state.SkipWithError(message.c_str());
       break;
     }
-    const std::optional<ringmq::delivery<std::uint64_t>> delivery = queue->try_receive();
+    const std::optional<typename queue_type::delivery_type> delivery = queue->try_receive();
     if (!delivery) {
       state.SkipWithError("try_receive after a successful try_send found nothing visible");
       break;
@@ -596,6 +704,27 @@ void run_work_queue_send_receive_ack_reap(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Clock reads.
+
+void run_steady_clock_now(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(std::chrono::steady_clock::now());
+  }
+}
+
+void run_coarse_steady_clock_now(benchmark::State& state) {
+  std::chrono::nanoseconds max_lag{0};
+  std::uint32_t round = 0;
+  for (auto _ : state) {
+    const auto coarse = ringmq::coarse_steady_clock::now();
+    benchmark::DoNotOptimize(coarse);
+    // Measure the lag on one read in 64, so that the precise reads barely count in the time.
+    if (++round % 64 == 0) max_lag = std::max(max_lag, std::chrono::steady_clock::now() - coarse);
+  }
+  state.counters["max_lag_ms"] = std::chrono::duration<double, std::milli>(max_lag).count();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registration.
 
 void register_benchmark(const std::string& name, void (*run)(benchmark::State&)) {
@@ -608,7 +737,14 @@ concept has_waiting_calls = requires(Queue& queue, std::uint64_t& value) {
   queue.consumer(0).pop(value);
 };
 
-enum class shape { one_to_one, one_to_two, one_to_one_blocking, one_to_two_blocking };
+enum class shape {
+  one_to_one,
+  one_to_two,
+  one_to_one_blocking,
+  one_to_two_blocking,
+  one_to_one_batch,
+  one_to_two_batch
+};
 
 // Registers `queue_name` for `which` unless the shape needs waiting calls the queue lacks.
 template <class Queue>
@@ -638,6 +774,16 @@ void register_shape(shape which, const std::string& queue_name) {
         });
       }
       break;
+    case shape::one_to_one_batch:
+      register_benchmark(queue_name + "_1p1c_batch", [](benchmark::State& state) {
+        run_throughput<Queue, calls::retrying>(state, 1);
+      });
+      break;
+    case shape::one_to_two_batch:
+      register_benchmark(queue_name + "_1p2c_batch", [](benchmark::State& state) {
+        run_throughput<Queue, calls::retrying>(state, 2);
+      });
+      break;
   }
 }
 
@@ -646,18 +792,31 @@ void register_shape(shape which, const std::string& queue_name) {
 void register_all() {
   for (shape which : {shape::one_to_one, shape::one_to_two, shape::one_to_one_blocking,
                       shape::one_to_two_blocking}) {
-    register_shape<work_queue_adapter>(which, "work_queue");
+    register_shape<work_queue_adapter<std::chrono::steady_clock>>(which, "work_queue");
+    register_shape<work_queue_adapter<ringmq::coarse_steady_clock>>(which, "work_queue_coarse");
     register_shape<ring_adapter>(which, "ring");
 #ifdef RINGMQ_HAVE_ZMQ
     register_shape<zmq_push_pull_adapter>(which, "zmq_push_pull");
 #endif
   }
+  for (shape which : {shape::one_to_one_batch, shape::one_to_two_batch}) {
+    register_shape<work_queue_batch_adapter<std::chrono::steady_clock>>(which, "work_queue");
+    register_shape<work_queue_batch_adapter<ringmq::coarse_steady_clock>>(which,
+                                                                          "work_queue_coarse");
+    register_shape<ring_batch_adapter>(which, "ring");
+  }
 
-  register_benchmark("work_queue_send_receive_ack", run_work_queue_send_receive_ack);
+  register_benchmark("work_queue_send_receive_ack",
+                     run_work_queue_send_receive_ack<std::chrono::steady_clock>);
+  register_benchmark("work_queue_coarse_send_receive_ack",
+                     run_work_queue_send_receive_ack<ringmq::coarse_steady_clock>);
   register_benchmark("ring_push_pop", run_ring_push_pop);
 #ifdef RINGMQ_HAVE_ZMQ
   register_benchmark("zmq_push_pull_send_recv", run_zmq_send_recv);
 #endif
+
+  register_benchmark("steady_clock_now", run_steady_clock_now);
+  register_benchmark("coarse_steady_clock_now", run_coarse_steady_clock_now);
 
   benchmark::RegisterBenchmark("BM_work_queue_send_receive_ack_reap",
                                run_work_queue_send_receive_ack_reap)

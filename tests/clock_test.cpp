@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <ringmq/backoff.hpp>
@@ -138,6 +139,29 @@ TEST_CASE("manual_clock: fits clock_source", "[clock]") {
   STATIC_REQUIRE(ringmq::clock_source<std::chrono::steady_clock>);
   STATIC_REQUIRE_FALSE(ringmq::clock_source<no_now>);
   STATIC_REQUIRE_FALSE(ringmq::clock_source<int>);
+}
+
+TEST_CASE("coarse_steady_clock: reads steady_clock's time, never ahead of it", "[clock]") {
+  using ringmq::coarse_steady_clock;
+  STATIC_REQUIRE(ringmq::clock_source<coarse_steady_clock>);
+  STATIC_REQUIRE(std::is_same_v<coarse_steady_clock::time_point,
+                                std::chrono::steady_clock::time_point>);
+
+  auto previous = coarse_steady_clock::now();
+  for (int i = 0; i < 2000; ++i) {
+    // A read between `before` and `after` is not later than its moment, so not later than
+    // `after`; it lags by a tick or a few, far less than a second, and never goes backwards.
+    const auto before = std::chrono::steady_clock::now();
+    const auto read = coarse_steady_clock::now();
+    const auto after = std::chrono::steady_clock::now();
+    REQUIRE(read <= after);
+    REQUIRE(read > before - 1s);
+    REQUIRE(read >= previous);
+    previous = read;
+  }
+  if (!ringmq::detail::steady_coarse_available()) {
+    WARN("no coarse clock here: coarse_steady_clock reads steady_clock");
+  }
 }
 
 // ---- backoff policies --------------------------------------------------------------------------

@@ -1395,6 +1395,50 @@ TEST_CASE("work_queue: batch send and batch receive", "[work_queue]") {
     CHECK(queue.ack(out[2].receipt()));
     CHECK(queue.ack(out[3].receipt()));
   }
+  SECTION("ack_batch acknowledges what works and skips the rest") {
+    REQUIRE(queue.try_send_batch(bodies.begin(), bodies.end()) == 4);
+    std::vector<delivery_type> out;
+    REQUIRE(queue.try_receive_batch(std::back_inserter(out), 4, {.visibility_timeout = 5s}) == 4);
+    CHECK(queue.ack(out[1].receipt()));
+    const ringmq::receipt foreign = [] {
+      ringmq::work_queue<int> other({.capacity = 1});
+      REQUIRE(other.try_send(1).ok());
+      return receive(other).receipt();
+    }();
+
+    // Receipts: one already acked, one from another queue, a default one, two that work.
+    const std::vector<receipt> receipts{out[0].receipt(), out[1].receipt(), foreign, receipt{},
+                                        out[2].receipt()};
+    CHECK(queue.ack_batch(receipts.begin(), receipts.end()) == 2);
+    CHECK(queue.ack_batch(receipts.begin(), receipts.end()) == 0);
+
+    // Deliveries work too; a lease that ended does not.
+    clock.advance(5s);
+    CHECK(queue.ack_batch(out.begin() + 3, out.end()) == 0);
+    std::vector<delivery_type> again;
+    REQUIRE(queue.try_receive_batch(std::back_inserter(again), 4) == 1);
+    CHECK(again[0].body() == 4);
+    CHECK(queue.ack_batch(again.begin(), again.end()) == 1);
+
+    queue_stats expected;
+    expected.sent = 4;
+    expected.received = 5;
+    expected.redelivered = 1;
+    expected.acked = 4;
+    expected.expired_leases = 1;
+    check_stats(queue.stats(), "after the batch acks", expected);
+  }
+  SECTION("batch messages carry their send time") {
+    REQUIRE(queue.try_send_batch(bodies.begin(), bodies.begin() + 2) == 2);
+    clock.advance(1s);
+    REQUIRE(queue.try_send(3).ok());
+    std::vector<delivery_type> out;
+    REQUIRE(queue.try_receive_batch(std::back_inserter(out), 3) == 3);
+    CHECK(out[0].sent_at() == at(0s));
+    CHECK(out[1].sent_at() == at(0s));
+    CHECK(out[2].sent_at() == at(1s));
+    CHECK(queue.ack_batch(out.begin(), out.end()) == 3);
+  }
 }
 
 // ---- statistics --------------------------------------------------------------------------------
@@ -1851,4 +1895,38 @@ TEST_CASE("work_queue: steady_clock is the default clock", "[work_queue]") {
   CHECK(delivery.sent_at() >= before);
   CHECK(delivery.sent_at() <= queue.now());
   CHECK(queue.ack(delivery.receipt()));
+}
+
+TEST_CASE("work_queue: leases on steady_clock last their timeout", "[work_queue]") {
+  // A lease must not end before its timeout: the message stays leased, and its receipt works,
+  // until then.
+  ringmq::work_queue<int> queue({.capacity = 2, .visibility_timeout = 2s});
+  for (const auto lease : {std::chrono::nanoseconds(2s), std::chrono::nanoseconds(200ms)}) {
+    INFO("lease " << lease.count() << " ns");
+    REQUIRE(queue.try_send(1).ok());
+    const auto start = std::chrono::steady_clock::now();
+    const auto delivery = receive(queue, {.visibility_timeout = lease});
+    // Check only while the lease surely runs, so that the test does not depend on timing.
+    if (std::chrono::steady_clock::now() - start < lease / 2) {
+      CHECK_FALSE(queue.try_receive().has_value());
+      CHECK(queue.stats().in_flight == 1);
+    }
+    CHECK(queue.ack(delivery.receipt()));
+  }
+}
+
+TEST_CASE("work_queue: coarse_steady_clock gives steady_clock times", "[work_queue]") {
+  ringmq::work_queue<int, ringmq::clock<ringmq::coarse_steady_clock>> queue({.capacity = 2});
+  const auto before = std::chrono::steady_clock::now();
+  REQUIRE(queue.try_send(1).ok());
+  REQUIRE(queue.try_send(2, {.delay = 1h}).ok());
+  const auto delivery = receive(queue);
+  // The coarse clock lags steady_clock by a tick or a few.
+  CHECK(delivery.sent_at() > before - 1s);
+  CHECK(delivery.sent_at() <= std::chrono::steady_clock::now());
+  CHECK_FALSE(queue.try_receive().has_value());  // the delayed one waits its hour
+  CHECK(queue.ack(delivery.receipt()));
+  const ringmq::queue_stats stats = queue.stats();
+  CHECK(stats.delayed == 1);
+  CHECK(stats.acked == 1);
 }

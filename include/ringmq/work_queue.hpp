@@ -191,12 +191,14 @@ class work_queue {
 
   // Sends *first, *(first + 1), ... until the range ends or a send fails; returns how many were
   // sent. The elements are forwarded as the iterator yields them: wrap the range in
-  // std::make_move_iterator to move them in.
+  // std::make_move_iterator to move them in. The clock is read once, so every message of the
+  // batch has the same sent_at.
   template <std::input_iterator It, std::sentinel_for<It> End>
   std::size_t try_send_batch(It first, End last, send_options options = {}) {
+    const nanos at = now_ns();
     std::size_t count = 0;
     for (; first != last; ++first, ++count) {
-      if (!try_send_with(options, *first)) break;
+      if (!try_send_at(at, options, *first)) break;
     }
     return count;
   }
@@ -223,9 +225,10 @@ class work_queue {
   template <class Out>
   std::size_t try_receive_batch(Out out, std::size_t max, receive_options options = {}) {
     const nanos lease = lease_length(options);
+    const nanos at = now_ns();
     std::size_t count = 0;
     while (count < max) {
-      std::optional<delivery_type> next = receive_now(lease);
+      std::optional<delivery_type> next = receive_at(at, lease);
       if (!next) break;
       *out = std::move(*next);
       ++out;
@@ -245,8 +248,9 @@ class work_queue {
     *out = std::move(*first);
     ++out;
     std::size_t count = 1;
+    const nanos at = now_ns();
     while (count < max) {
-      std::optional<delivery_type> next = receive_now(lease);
+      std::optional<delivery_type> next = receive_at(at, lease);
       if (!next) break;
       *out = std::move(*next);
       ++out;
@@ -261,14 +265,28 @@ class work_queue {
   // belongs to another queue.
 
   // Deletes the message.
-  bool ack(const receipt& r) {
-    const std::optional<std::uint32_t> index = take_lease(r);
-    if (!index) return false;
-    slot_type& slot = slots_[*index];
-    slot.counters.acked.bump();
-    std::destroy_at(slot.body.get());
-    free_slot(*index);
-    return true;
+  bool ack(const receipt& r) { return ack_at(now_ns(), r); }
+
+  // Acknowledges each receipt of [first, last), or of each delivery when the range holds
+  // deliveries, as ack() does, reading the clock once; returns how many took effect. A receipt
+  // that does not work is skipped.
+  template <std::input_iterator It, std::sentinel_for<It> End>
+    requires std::convertible_to<std::iter_reference_t<It>, const receipt&> ||
+             std::convertible_to<std::iter_reference_t<It>, const delivery_type&>
+  std::size_t ack_batch(It first, End last) {
+    const nanos at = now_ns();
+    std::size_t count = 0;
+    for (; first != last; ++first) {
+      const auto& item = *first;
+      bool acked = false;
+      if constexpr (std::convertible_to<decltype(item), const receipt&>) {
+        acked = ack_at(at, item);
+      } else {
+        acked = ack_at(at, static_cast<const delivery_type&>(item).receipt());
+      }
+      count += acked ? 1 : 0;
+    }
+    return count;
   }
 
   // Ends the lease as a failed attempt. The message is visible again after the backoff
@@ -480,14 +498,6 @@ class work_queue {
     return detail::saturating_nanoseconds(clock_->now().time_since_epoch());
   }
 
-  // Whether the queue's clock still reads before `due`. On steady_clock, a cheap upper bound of
-  // the time decides most checks of a lease that is far from its end.
-  bool before(nanos due) const noexcept {
-    if constexpr (std::is_same_v<clock_type, std::chrono::steady_clock>) {
-      if (detail::steady_upper_bound() < due) return true;
-    }
-    return now_ns() < due;
-  }
 
   time_point to_time_point(nanos at) const noexcept {
     return time_point(
@@ -510,6 +520,12 @@ class work_queue {
 
   template <class... Args>
   send_result try_send_with(const send_options& options, Args&&... args) {
+    return try_send_at(now_ns(), options, std::forward<Args>(args)...);
+  }
+
+  // A send at time `at` on the queue's clock.
+  template <class... Args>
+  send_result try_send_at(nanos at, const send_options& options, Args&&... args) {
     if (is_closed()) return {send_status::closed, 0};
     std::uint32_t index = 0;
     if (!claim_free_slot(index)) {  // (S1)
@@ -526,7 +542,6 @@ class work_queue {
     }
     ++slot.sends;
     const message_id id = slot.sends * config_.capacity + index;
-    const nanos at = now_ns();
     slot.id.store(id, std::memory_order_relaxed);
     slot.sent_at.store(at, std::memory_order_relaxed);
     slot.receive_count = 0;
@@ -588,8 +603,10 @@ class work_queue {
 
   // ---- receive internals ---------------------------------------------------------------------
 
-  std::optional<delivery_type> receive_now(nanos lease) {
-    const nanos at = now_ns();
+  std::optional<delivery_type> receive_now(nanos lease) { return receive_at(now_ns(), lease); }
+
+  // A receive at time `at` on the queue's clock.
+  std::optional<delivery_type> receive_at(nanos at, nanos lease) {
     if (at >= due_hint()) reap(at);
     for (;;) {
       std::uint32_t index = 0;
@@ -651,6 +668,11 @@ class work_queue {
       detail::steady_time until = deadline;
       if constexpr (std::is_same_v<clock_type, std::chrono::steady_clock>) {
         if (due != detail::nanos_max) until = std::min(until, to_time_point(due));
+      } else if constexpr (std::is_same_v<time_point, detail::steady_time>) {
+        // A coarse clock on steady_clock's time line reaches `due` after steady_clock does, by
+        // a tick or more, so sleep until `due`, then poll.
+        const detail::steady_time poll = std::chrono::steady_clock::now() + other_clock_poll;
+        if (due != detail::nanos_max) until = std::min(until, std::max(to_time_point(due), poll));
       } else {
         // Another clock cannot be slept on, so poll it: a deadline that passes while this
         // thread sleeps is seen within other_clock_poll.
@@ -663,6 +685,16 @@ class work_queue {
 
   // ---- settle internals ----------------------------------------------------------------------
 
+  bool ack_at(nanos at, const receipt& r) {
+    const std::optional<std::uint32_t> index = take_lease(r, at);
+    if (!index) return false;
+    slot_type& slot = slots_[*index];
+    slot.counters.acked.bump();
+    std::destroy_at(slot.body.get());
+    free_slot(*index);
+    return true;
+  }
+
   slot_type* slot_of(const receipt& r) noexcept {
     if (r.queue_ != tag_ || r.slot_ >= config_.capacity) return nullptr;
     return &slots_[r.slot_];
@@ -672,8 +704,11 @@ class work_queue {
     return state::kind(current) == kind::leased && state::delivery(current) == r.delivery_;
   }
 
-  // (A1)-(A3): takes ownership of the slot leased under r, or returns nothing.
-  std::optional<std::uint32_t> take_lease(const receipt& r) {
+  // (A1)-(A3): takes ownership of the slot leased under r, or returns nothing. `at` is the
+  // time of the call.
+  std::optional<std::uint32_t> take_lease(const receipt& r) { return take_lease(r, now_ns()); }
+
+  std::optional<std::uint32_t> take_lease(const receipt& r, nanos at) {
     slot_type* slot = slot_of(r);
     if (slot == nullptr) return std::nullopt;
     std::uint64_t current = slot->state.load(std::memory_order_acquire);  // (A1)
@@ -685,7 +720,7 @@ class work_queue {
         continue;
       }
       if (slot->id.load(std::memory_order_relaxed) != r.message_) return std::nullopt;
-      if (!before(slot->due.load(std::memory_order_relaxed))) return std::nullopt;  // (A2)
+      if (at >= slot->due.load(std::memory_order_relaxed)) return std::nullopt;  // (A2)
       if (slot->state.compare_exchange_weak(                                        // (A3)
               current, state::make(kind::settling, r.delivery_), std::memory_order_acq_rel,
               std::memory_order_acquire)) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <ratio>
@@ -41,37 +40,40 @@ constexpr nanos saturating_add(nanos a, nanos b) noexcept {
   return a > nanos_max - b ? nanos_max : a + b;
 }
 
-// A time on std::chrono::steady_clock that is not earlier than steady_clock::now(), or nanos_max
-// when there is no cheap way to get one. On Linux it reads CLOCK_MONOTONIC_COARSE, the time of
-// the last timer tick, and adds two tick lengths. That read skips the hardware counter, so it
-// costs about a fifth of a precise one (10 against 45 ns on a 2-vCPU virtual machine), which lets
-// a check "has this deadline passed?" skip the precise read when the deadline is far away.
-inline nanos steady_upper_bound() noexcept {
+// The kernel's coarse monotonic clock (CLOCK_MONOTONIC_COARSE on Linux) reads the time of the
+// last timekeeping update, on steady_clock's time line: never ahead of steady_clock::now(). A
+// read skips the hardware counter, so it costs about a fifth of a precise one (10 against 45 ns
+// on a 2-vCPU virtual machine). Updates come with the timer tick (every 4 ms here), and a late
+// tick delays them, so its lag has no firm bound: 9 ms was measured on a loaded virtual machine. So it serves as the time of a clock of its own, never as a bound on
+// steady_clock::now().
+
+// Whether the coarse clock exists and is on steady_clock's time line. libstdc++ and libc++ read
+// steady_clock from CLOCK_MONOTONIC, which is that line.
+inline bool steady_coarse_available() noexcept {
 #if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
-  // The margin is two ticks, or nanos_max when the coarse clock is not on steady_clock's time
-  // line. libstdc++ and libc++ read steady_clock from CLOCK_MONOTONIC, which is that line.
-  static const nanos margin = [] {
-    timespec resolution{};
+  static const bool available = [] {
     timespec coarse{};
-    if (clock_getres(CLOCK_MONOTONIC_COARSE, &resolution) != 0 ||
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse) != 0) {
-      return nanos_max;
-    }
-    const nanos tick = resolution.tv_sec * 1'000'000'000LL + resolution.tv_nsec;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse) != 0) return false;
     const nanos coarse_now = coarse.tv_sec * 1'000'000'000LL + coarse.tv_nsec;
     const nanos precise_now = std::chrono::steady_clock::now().time_since_epoch().count();
-    if (tick <= 0 || tick > 100'000'000 || std::llabs(precise_now - coarse_now) > 4 * tick) {
-      return nanos_max;
-    }
-    return 2 * tick;
+    // Another time line would be off by far more than a second.
+    return coarse_now <= precise_now && precise_now - coarse_now < 1'000'000'000LL;
   }();
-  if (margin == nanos_max) return nanos_max;
-  timespec coarse{};
-  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse) != 0) return nanos_max;
-  return saturating_add(coarse.tv_sec * 1'000'000'000LL + coarse.tv_nsec, margin);
+  return available;
 #else
-  return nanos_max;
+  return false;
 #endif
+}
+
+// The coarse clock's time, or steady_clock::now() where there is no coarse clock.
+inline nanos steady_coarse_now() noexcept {
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+  timespec coarse{};
+  if (steady_coarse_available() && clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse) == 0) {
+    return coarse.tv_sec * 1'000'000'000LL + coarse.tv_nsec;
+  }
+#endif
+  return std::chrono::steady_clock::now().time_since_epoch().count();
 }
 
 }  // namespace ringmq::detail
