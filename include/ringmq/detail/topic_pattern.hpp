@@ -9,10 +9,10 @@
 // words. Every other word matches only an equal word. So "#" matches every key including "",
 // "*.#" matches keys of one or more words, "a.#" matches "a", and "" matches only "".
 //
-// Unlike RabbitMQ, which treats a word such as "b*" as plain text, a pattern word that contains
-// '*' or '#' next to other characters is rejected with std::invalid_argument, because it is far
-// more likely a typo for "b.*" than a request for the literal text. So a pattern cannot name a
-// key word that contains '*' or '#'. Bind such keys with a predicate.
+// A pattern word that contains '*' or '#' next to other characters is rejected with
+// std::invalid_argument. RabbitMQ treats a word such as "b*" as plain text, but it is far more
+// likely a typo for "b.*". So a pattern cannot name a key word that contains '*' or '#'. Bind
+// such keys with a predicate.
 #pragma once
 
 #include <cstddef>
