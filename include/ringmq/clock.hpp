@@ -79,7 +79,7 @@ class manual_clock {
 };
 
 // std::chrono::steady_clock's time at the resolution of the kernel's timer tick (1 to 4 ms on
-// Linux): a read returns the time of the last tick, at about a fifth of the cost of
+// Linux): a read returns the time of the last tick, at about a third of the cost of
 // steady_clock::now(). Its time points are steady_clock's, so they compare with
 // steady_clock::now() and never run ahead of it. On a work queue it makes sent_at, lease ends
 // and delays tick-granular. Choose it when a queue moves millions of messages a second and its

@@ -42,10 +42,10 @@ constexpr nanos saturating_add(nanos a, nanos b) noexcept {
 
 // The kernel's coarse monotonic clock (CLOCK_MONOTONIC_COARSE on Linux) reads the time of the
 // last timekeeping update, on steady_clock's time line: never ahead of steady_clock::now(). A
-// read skips the hardware counter, so it costs about a fifth of a precise one (10 against 45 ns
-// on a 2-vCPU virtual machine). Updates come with the timer tick (every 4 ms here), and a late
-// tick delays them, so its lag has no firm bound: 9 ms was measured on a loaded virtual machine. So it serves as the time of a clock of its own, never as a bound on
-// steady_clock::now().
+// read skips the hardware counter, so it costs about a third of a precise one (9.6 against
+// 31.7 ns on a 2-vCPU virtual machine). Updates come with the timer tick (every 4 ms here), and
+// a late tick delays them, so its lag has no firm bound: 5.7 ms was measured with a 4 ms tick.
+// So it serves as the time of a clock of its own, never as a bound on steady_clock::now().
 
 // Whether the coarse clock exists and is on steady_clock's time line. libstdc++ and libc++ read
 // steady_clock from CLOCK_MONOTONIC, which is that line.
