@@ -9,8 +9,8 @@
 // system. It sends the frame's jobs into a work queue that the worker pool drains; with
 // --fail-rate, a job attempt fails now and then, the pool nacks it, and the queue hands it out
 // again after a short backoff, until max_receive_count attempts make it a dead letter. Audio and
-// UI systems ask the asset service for sounds and icons through request-reply; a few assets are
-// missing from the catalogue, and the service's exception reaches the system that asked.
+// UI systems request sounds and icons from the asset service through request-reply. A few assets
+// are missing from the catalogue, so the service throws, and the exception reaches the caller.
 //
 // A frame ends when its jobs are settled (acknowledged or dead-lettered) and every system has
 // read the frame's end event. The run prints frame-time percentiles and the statistics of each
@@ -237,8 +237,8 @@ using event_ring = ringmq::broadcast_ring<frame_event>;
 
 enum class system_kind : std::uint8_t { audio, physics, ui };
 
-// What one system saw. Written only by its thread; main reads it after joining the thread,
-// except frames_done, which main polls.
+// Counters of one system. Only the system's thread writes them. Main reads them after joining
+// that thread, except frames_done, which main polls while the thread runs.
 struct system_state {
   const char* name = "";
   system_kind kind = system_kind::audio;
@@ -248,7 +248,7 @@ struct system_state {
   std::uint64_t asset_calls = 0;
   std::uint64_t assets_loaded = 0;
   std::uint64_t assets_missing = 0;  // the service's exception reached this system
-  std::uint64_t asset_timeouts = 0;  // no answer in time, or the channel closed
+  std::uint64_t asset_timeouts = 0;  // no reply in time, or the channel closed
   std::uint64_t checksum = 0;        // over the assets loaded, so that their bytes are used
   std::string first_missing;         // the first exception text, for the report
 };
@@ -289,7 +289,7 @@ void call_asset_service(system_state& state, asset_channel& assets, std::uint32_
   }
 }
 
-// Reads events until the quit event. The reader joined before the first publish, so it sees
+// Reads events until the quit event. The reader joined before the first publish, so it reads
 // every event of the run.
 void run_system(system_state& state, event_ring::reader events, asset_channel& assets) {
   std::uint32_t frame = 0;

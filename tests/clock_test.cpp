@@ -149,8 +149,8 @@ TEST_CASE("coarse_steady_clock: reads steady_clock's time, never ahead of it", "
 
   auto previous = coarse_steady_clock::now();
   for (int i = 0; i < 2000; ++i) {
-    // A read between `before` and `after` is not later than its moment, so not later than
-    // `after`; it lags by a tick or a few, far less than a second, and never goes backwards.
+    // A read between `before` and `after` is never later than `after`. It lags by a few ticks at
+    // most, far less than a second, and it never goes backwards.
     const auto before = std::chrono::steady_clock::now();
     const auto read = coarse_steady_clock::now();
     const auto after = std::chrono::steady_clock::now();

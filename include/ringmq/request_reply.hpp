@@ -81,7 +81,7 @@ enum class request_status : std::uint8_t {
   closed,             // the channel is closed: a send was rejected, or a wait found no outcome
   full,               // the request queue contains capacity requests
   outstanding_limit,  // max_outstanding requests hold reply cells
-  no_request,         // the handle holds no request: default-constructed, moved from, or done
+  no_request,         // the handle has no request: default-constructed, moved from, or done
 };
 
 constexpr std::string_view to_string(request_status status) noexcept {
@@ -205,7 +205,7 @@ class reply_result {
 
 // The requester's side of one request: waits for its outcome. Move-only.
 //
-// A valid handle holds a request that is out, and its status() is pending. A handle is empty
+// A valid handle has a request in flight, and its status() is pending. A handle is empty
 // when its send failed (status() says why), after it returned an outcome or gave the request up
 // (status() is no_request), or when default-constructed or moved from. Dropping a valid handle
 // gives the request up: a later answer is discarded and counted as late. A handle must not

@@ -267,9 +267,9 @@ class work_queue {
   // Deletes the message.
   bool ack(const receipt& r) { return ack_at(now_ns(), r); }
 
-  // Acknowledges each receipt of [first, last), or of each delivery when the range holds
-  // deliveries, as ack() does, reading the clock once; returns how many took effect. A receipt
-  // that does not work is skipped.
+  // Acknowledges each receipt in [first, last), or each delivery's receipt, as ack() does.
+  // Reads the clock once for the whole range. Skips receipts that do not work, and returns how
+  // many acknowledgements took effect.
   template <std::input_iterator It, std::sentinel_for<It> End>
     requires std::convertible_to<std::iter_reference_t<It>, const receipt&> ||
              std::convertible_to<std::iter_reference_t<It>, const delivery_type&>
