@@ -5,10 +5,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 namespace ringmq_bench {
 
@@ -64,6 +70,82 @@ class retry_wait {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Thread placement.
+//
+// Linux tends to wake a thread on the CPU of the thread that woke it. So two workers started by
+// one benchmark thread often share a core for a whole iteration, and a "1 producer, 1 consumer"
+// run then measures two threads taking turns on one core. Benchmarks about the handoff between
+// cores pin their threads to different CPUs. The CPUs come from the process's affinity mask,
+// so under `taskset -c 0` every thread is pinned to CPU 0. On other systems nothing is pinned.
+
+// The CPUs this process may run on, in increasing order; empty where that is unknown. Read
+// once, at the first call, so that threads pinned later do not change the result. Call it
+// before pinning any thread.
+inline const std::vector<int>& allowed_cpus() {
+  static const std::vector<int> cpus = [] {
+    std::vector<int> allowed;
+#ifdef __linux__
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+      for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (CPU_ISSET(cpu, &set)) allowed.push_back(cpu);
+      }
+    }
+#endif
+    return allowed;
+  }();
+  return cpus;
+}
+
+// Pins `thread` to allowed CPU number `index`, counted modulo the number of allowed CPUs.
+// Returns false where threads cannot be pinned.
+inline bool pin_to_allowed_cpu(std::thread::native_handle_type thread, std::size_t index) {
+#ifdef __linux__
+  const std::vector<int>& cpus = allowed_cpus();
+  if (cpus.empty()) return false;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpus[index % cpus.size()], &set);
+  return pthread_setaffinity_np(thread, sizeof set, &set) == 0;
+#else
+  static_cast<void>(thread);
+  static_cast<void>(index);
+  return false;
+#endif
+}
+
+// Pins the calling thread to allowed CPU number `index` for the object's lifetime, and then
+// gives it back the CPUs it had.
+class scoped_pin {
+ public:
+  explicit scoped_pin(std::size_t index) {
+#ifdef __linux__
+    CPU_ZERO(&saved_);
+    saved_valid_ = pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_) == 0;
+    static_cast<void>(pin_to_allowed_cpu(pthread_self(), index));
+#else
+    static_cast<void>(index);
+#endif
+  }
+
+  scoped_pin(const scoped_pin&) = delete;
+  scoped_pin& operator=(const scoped_pin&) = delete;
+
+  ~scoped_pin() {
+#ifdef __linux__
+    if (saved_valid_) static_cast<void>(pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_));
+#endif
+  }
+
+ private:
+#ifdef __linux__
+  cpu_set_t saved_;
+  bool saved_valid_ = false;
+#endif
+};
+
+// ---------------------------------------------------------------------------------------------
 // Worker threads and item checksums for the throughput shapes.
 
 // Worker threads that each run one iteration whenever the benchmark thread starts one.
@@ -87,6 +169,14 @@ class worker_team {
   template <class Work>
   void add(Work work) {
     workers_.emplace_back(std::move(work));
+  }
+
+  // Pins worker k to allowed CPU number k, wrapping around, so that with two CPUs and two
+  // workers each has a core of its own.
+  void spread_over_cpus() {
+    for (std::size_t index = 0; index < workers_.size(); ++index) {
+      static_cast<void>(pin_to_allowed_cpu(workers_[index].native_handle(), index));
+    }
   }
 
   // Called by the benchmark thread: runs one iteration on every worker and returns when each
