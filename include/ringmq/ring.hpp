@@ -6,11 +6,12 @@
 //                ringmq::consumers<ringmq::single>,    // one popping thread at a time,
 //                ringmq::wait<ringmq::spin>> frames;   // blocking calls busy-wait
 //
-// Shapes. producers<single|multi> and consumers<single|multi> pick the algorithm: SPSC uses
-// two counters, each cached by the other side (wait-free, no read-modify-write on any path);
-// MPMC, MPSC and SPMC use a turn counter per slot (Vyukov's bounded queue), where a side with
-// several threads claims a position with one CAS. See detail/spsc_ring.hpp and
-// detail/turn_ring.hpp for the protocols.
+// Shapes. Every shape uses a turn counter per slot (Vyukov's bounded queue), so a waiting
+// consumer watches the slot it will take and no line the other side writes on every call.
+// producers<single|multi> and consumers<single|multi> pick how each side takes a position: a
+// side with several threads claims it with one CAS, a single thread just stores its counter,
+// so SPSC calls are wait-free and run no read-modify-write. detail/turn_ring.hpp has the
+// protocol.
 //
 // Guarantees.
 // - Exactly capacity() elements fit, for every capacity >= 1. No value of T is reserved.
@@ -20,7 +21,7 @@
 // - size() is exact when no call is in progress, and otherwise between 0 and capacity().
 // - close() wakes every blocked call. Pushes then fail; pops return what is left, then report
 //   the ring drained. With producers<multi>, every push that returned true before or during
-//   close() is returned by some pop. For a single producer, see the NOTE in spsc_ring.hpp.
+//   close() is returned by some pop. For a single producer, see the NOTE in turn_ring.hpp.
 // - Elements left in the ring are destroyed with it. A try_push that fails leaves its argument
 //   untouched. A constructor that throws in try_emplace or emplace leaves the ring unchanged.
 // - Blocking calls cost nothing extra when no thread waits. With wait<park>, each push and pop
@@ -31,6 +32,7 @@
 // non-default-constructible and over-aligned types work.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -44,7 +46,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "ringmq/detail/spsc_ring.hpp"
 #include "ringmq/detail/turn_ring.hpp"
 #include "ringmq/detail/wait.hpp"
 #include "ringmq/options.hpp"
@@ -68,16 +69,11 @@ class ring {
 
   using wait_type = typename options::wait_policy;
   static constexpr bool can_sleep = wait_type::can_sleep;
-  static constexpr bool single_producer = std::is_same_v<typename options::producer_role, single>;
-  static constexpr bool single_consumer = std::is_same_v<typename options::consumer_role, single>;
 
-  using core_type = std::conditional_t<
-      single_producer && single_consumer,
-      detail::spsc_ring<T, options::capacity_value, typename options::layout,
-                        typename options::allocator_type>,
+  using core_type =
       detail::turn_ring<T, typename options::producer_role, typename options::consumer_role,
                         options::capacity_value, typename options::layout,
-                        typename options::allocator_type>>;
+                        typename options::allocator_type>;
 
   static constexpr bool has_static_capacity = options::capacity_value != detail::runtime_capacity;
 
@@ -152,8 +148,13 @@ class ring {
                   "ringmq::ring::try_push_bulk: constructing T from std::move(*first) must be "
                   "noexcept; pass iterators over T");
     std::size_t count = 0;
-    if constexpr (single_producer && single_consumer) {
-      count = core_.try_push_bulk(std::move(first), std::move(last));
+    if constexpr (std::sized_sentinel_for<End, It>) {
+      // The length is known, so the whole run is claimed at once.
+      const auto length = static_cast<std::size_t>(std::max<std::iter_difference_t<It>>(last - first, 0));
+      count = core_.try_push_run(length, [&](void* at) noexcept {
+        ::new (at) T(std::ranges::iter_move(first));
+        ++first;
+      });
     } else {
       for (; first != last; ++first, ++count) {
         if (!core_.try_push_with(
@@ -173,17 +174,10 @@ class ring {
                   "ringmq::ring::try_pop_bulk: writing to the output iterator must not throw, "
                   "or a popped element could be lost; write into storage with room for max "
                   "elements (a pointer, or vector::data() after resize) instead of an inserter");
-    std::size_t count = 0;
-    if constexpr (single_producer && single_consumer) {
-      count = core_.try_pop_bulk(out, max);
-    } else {
-      while (count < max && core_.try_pop_with([&](T& element) noexcept {
-        *out = std::move(element);
-        ++out;
-      })) {
-        ++count;
-      }
-    }
+    const std::size_t count = core_.try_pop_run(max, [&](T& element) noexcept {
+      *out = std::move(element);
+      ++out;
+    });
     finish_pop(count != 0);
     return count;
   }
@@ -300,6 +294,9 @@ class ring {
   // Calls attempt() until it succeeds, the ring is closed (for a consumer: closed and drained),
   // or the deadline passes, waiting between attempts as the wait policy says. Returns whether
   // an attempt succeeded.
+  // The closed check runs after every failed attempt, so it reads no line that the other side
+  // writes while the ring is open: a waiting pop that read the producers' counter would make
+  // every push pay one more cache-line transfer (see drained() in detail/turn_ring.hpp).
   template <side Side, class Attempt>
   bool wait_until(Attempt&& attempt, detail::steady_time deadline) {
     constexpr bool is_push = Side == side::producer;

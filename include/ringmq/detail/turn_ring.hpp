@@ -1,4 +1,4 @@
-// ringmq internals: the ring with a turn counter per slot (MPMC, MPSC and SPMC shapes).
+// ringmq internals: the ring with a turn counter per slot, for every shape of ringmq::ring.
 #pragma once
 
 #include <algorithm>
@@ -29,6 +29,8 @@ namespace ringmq::detail {
 //   tail_  producers. With producers<multi>, a producer claims p by a CAS of tail_ from p to
 //          p + 1, and the top bit of tail_ is the closed flag, set by close() with fetch_or.
 //          With producers<single>, only the producer stores tail_, and closed_ is the flag.
+//   closed_ close(). With producers<multi> it copies the closed bit, stored after the fetch_or,
+//          so that a waiting consumer can poll a line that no push writes (see drained()).
 //   head_  consumers. With consumers<multi>, a consumer claims p by a CAS of head_; with
 //          consumers<single>, only the consumer stores head_.
 //   turn   (A) the producer of p stores 2p + 1 with release after constructing the element;
@@ -40,9 +42,24 @@ namespace ringmq::detail {
 // element of head_ reports empty. The CAS on tail_ and head_ orders claims; it can be relaxed
 // because every access to an element is ordered by its slot's turn.
 //
-// Progress: try calls are lock-free. A claimed position is always completed, because the
-// element is constructed by a noexcept move and destroyed by a noexcept destructor; a thread
-// preempted between its claim and (A) or (B) delays only the call that needs that slot.
+// Progress: try calls are lock-free, and wait-free on a side with a single thread. A claimed
+// position is always completed, because the element is constructed by a noexcept move and
+// destroyed by a noexcept destructor; a thread preempted between its claim and (A) or (B)
+// delays only the call that needs that slot.
+//
+// Why a turn per slot, even for one producer and one consumer: a consumer that waits polls the
+// turn of the slot it will take, which the producer writes once, when it fills that slot. With
+// a shared tail counter instead, the waiting consumer polls the line the producer writes on
+// every push, and each push then pays one more cache-line transfer between the cores.
+//
+// Runs (the bulk calls). A side claims a run of consecutive positions at once: it checks that
+// the slot of each position in the run is ready, turn == 2p for a push and 2p + 1 for a pop,
+// with the acquire loads (B') or (A'), and then claims the run with one CAS from its first
+// position (or one store, for a single thread). A ready slot stays ready until the thread that
+// claims its position uses it, and the CAS succeeds only if no other thread claimed a position
+// of the run in between, so the whole run belongs to the caller. It then completes each
+// position in order with (A) or (B), so the first elements of a run can be popped while the
+// last are still being constructed.
 //
 // With producers<multi>, the closed flag shares the word with tail_, so a claim and close()
 // are totally ordered: after close() no position is claimed, and every claimed position is
@@ -165,6 +182,82 @@ class turn_ring {
     return true;
   }
 
+  // Claims a run of up to `max_count` push positions and constructs their elements in order with
+  // construct(void*), which must not throw. Returns the run's length: 0 when the ring is full
+  // or closed.
+  template <class Construct>
+  std::size_t try_push_run(std::size_t max_count, Construct&& construct) noexcept {
+    static_assert(noexcept(construct(nullptr)), "a run's elements are constructed after its claim");
+    if (max_count == 0) return 0;
+    std::uint64_t tail;
+    std::size_t count;
+    if constexpr (multi_producer) {
+      tail = tail_.load(std::memory_order_relaxed);
+      for (;;) {
+        if (tail & closed_bit) return 0;
+        count = ready_run(tail, max_count, 0);  // (B') for each slot
+        if (count == 0) {
+          const std::uint64_t turn = slots_[index_(tail)].turn.load(std::memory_order_relaxed);
+          if (static_cast<std::int64_t>(turn - 2 * tail) < 0) return 0;  // full
+          tail = tail_.load(std::memory_order_relaxed);  // another producer took this position
+        } else if (tail_.compare_exchange_weak(tail, tail + count, std::memory_order_relaxed,
+                                               std::memory_order_relaxed)) {
+          break;
+        }
+      }
+    } else {
+      if (closed_.load(std::memory_order_relaxed)) return 0;
+      tail = tail_.load(std::memory_order_relaxed);  // only this producer stores tail_
+      count = ready_run(tail, max_count, 0);            // (B') for each slot
+      if (count == 0) return 0;
+    }
+    for (std::uint64_t p = tail; p != tail + count; ++p) {
+      slot& target = slots_[index_(p)];
+      construct(target.element.raw());
+      target.turn.store(2 * p + 1, std::memory_order_release);  // (A)
+    }
+    if constexpr (!multi_producer) {
+      tail_.store(tail + count, std::memory_order_relaxed);
+    }
+    return count;
+  }
+
+  // Claims a run of up to `max_count` ready positions and hands their elements in order to
+  // consume(T&), as try_pop_with does. Returns the run's length: 0 when no element is ready.
+  template <class Consume>
+  std::size_t try_pop_run(std::size_t max_count, Consume&& consume) noexcept {
+    if (max_count == 0) return 0;
+    std::uint64_t head;
+    std::size_t count;
+    if constexpr (multi_consumer) {
+      head = head_.load(std::memory_order_relaxed);
+      for (;;) {
+        count = ready_run(head, max_count, 1);  // (A') for each slot
+        if (count == 0) {
+          const std::uint64_t turn = slots_[index_(head)].turn.load(std::memory_order_relaxed);
+          if (static_cast<std::int64_t>(turn - (2 * head + 1)) < 0) return 0;  // empty
+          head = head_.load(std::memory_order_relaxed);  // another consumer took this position
+        } else if (head_.compare_exchange_weak(head, head + count, std::memory_order_relaxed,
+                                               std::memory_order_relaxed)) {
+          break;
+        }
+      }
+    } else {
+      head = head_.load(std::memory_order_relaxed);  // only this consumer stores head_
+      count = ready_run(head, max_count, 1);            // (A') for each slot
+      if (count == 0) return 0;
+      head_.store(head + count, std::memory_order_relaxed);
+    }
+    for (std::uint64_t p = head; p != head + count; ++p) {
+      slot& source = slots_[index_(p)];
+      T* element = source.element.get();
+      consume(*element);
+      element->~T();
+      source.turn.store(2 * (p + capacity()), std::memory_order_release);  // (B)
+    }
+    return count;
+  }
+
   // Whether a push could claim a slot now, or the ring is closed. Loads are seq_cst for the
   // recheck step of wake_channel.
   bool push_ready_or_closed() const noexcept {
@@ -182,8 +275,14 @@ class turn_ring {
   }
 
   // Whether the ring is closed and every element pushed before close() has been popped.
+  // A blocked pop calls this after every failed attempt, so it reads closed_ first and tail_
+  // only once the ring is closed. Reading tail_ on every round would keep a copy of the
+  // producers' line in the waiting consumer's cache, and each claim would then have to take
+  // that copy back: one more cache-line transfer per push. With producers<multi>, close()
+  // stores closed_ after it sets the closed bit in tail_, so once closed_ reads true the tail
+  // read below is final.
   bool drained() const noexcept {
-    if (!is_closed()) return false;
+    if (!closed_.load(std::memory_order_seq_cst)) return false;
     const std::uint64_t tail = tail_position(tail_.load(std::memory_order_seq_cst));
     return head_.load(std::memory_order_seq_cst) >= tail;
   }
@@ -202,9 +301,8 @@ class turn_ring {
   void close() noexcept {
     if constexpr (multi_producer) {
       tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
-    } else {
-      closed_.store(true, std::memory_order_seq_cst);
     }
+    closed_.store(true, std::memory_order_seq_cst);
   }
 
   bool is_closed() const noexcept {
@@ -218,6 +316,21 @@ class turn_ring {
  private:
   using slots_type = slot_array<slot, StaticCapacity, Alloc>;
 
+
+  // The number of consecutive positions from `first`, at most `max_count`, whose slots have the
+  // turn 2p + turn_offset: ready for their push (offset 0) or their pop (offset 1). Each turn is
+  // loaded with acquire, which is (B') or (A') for the position.
+  std::size_t ready_run(std::uint64_t first, std::size_t max_count,
+                        std::uint64_t turn_offset) const noexcept {
+    const std::size_t limit = std::min(max_count, capacity());
+    std::size_t count = 0;
+    while (count < limit) {
+      const std::uint64_t p = first + count;
+      if (slots_[index_(p)].turn.load(std::memory_order_acquire) != 2 * p + turn_offset) break;
+      ++count;
+    }
+    return count;
+  }
 
   static std::uint64_t tail_position(std::uint64_t raw_tail) noexcept {
     return multi_producer ? raw_tail & ~closed_bit : raw_tail;
