@@ -116,8 +116,17 @@ answer_kind answer_for(std::uint64_t id) {
 
 std::string failure_text(std::uint64_t id) { return "failed request " + std::to_string(id); }
 
-struct lookup_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
+// The responder's error. It keeps its text in a std::string of its own rather than deriving from
+// std::runtime_error: libstdc++'s runtime_error shares one reference-counted string between
+// copies, and its uninstrumented count made ThreadSanitizer report the responder freeing the
+// text of its temporary after the requester had read the copy's.
+class lookup_error : public std::exception {
+ public:
+  explicit lookup_error(std::string text) : text_(std::move(text)) {}
+  const char* what() const noexcept override { return text_.c_str(); }
+
+ private:
+  std::string text_;
 };
 
 using channel = ringmq::request_reply<counted, counted>;
