@@ -21,7 +21,8 @@
 // - size() is exact when no call is in progress, and otherwise between 0 and capacity().
 // - close() wakes every blocked call. Pushes then fail; pops return what is left, then report
 //   the ring drained. With producers<multi>, every push that returned true before or during
-//   close() is returned by some pop. For a single producer, see the NOTE in turn_ring.hpp.
+//   close() is returned by some pop. For a single producer, see the NOTE at close() in
+//   detail/turn_ring.hpp.
 // - Elements left in the ring are destroyed with it. A try_push that fails leaves its argument
 //   untouched. A constructor that throws in try_emplace or emplace leaves the ring unchanged.
 // - Blocking calls cost nothing extra when no thread waits. With wait<park>, each push and pop
@@ -295,7 +296,7 @@ class ring {
   // or the deadline passes, waiting between attempts as the wait policy says. Returns whether
   // an attempt succeeded.
   // The closed check runs after every failed attempt, so it reads no line that the other side
-  // writes while the ring is open: a waiting pop that read the producers' counter would make
+  // writes while the ring is open. A waiting pop that read the producers' counter would make
   // every push pay one more cache-line transfer (see drained() in detail/turn_ring.hpp).
   template <side Side, class Attempt>
   bool wait_until(Attempt&& attempt, detail::steady_time deadline) {

@@ -65,16 +65,20 @@ namespace ringmq::detail {
 // are totally ordered: after close() no position is claimed, and every claimed position is
 // published. A pop that sees the flag with head_ at the frozen tail knows the ring is drained.
 template <class T, class ProducerRole, class ConsumerRole, std::size_t StaticCapacity, class Layout,
-          class Alloc>
+//
+// Atomic is std::atomic everywhere except in the interleaving check
+// (tests/interleaving/turn_ring_check.cpp), which passes a type that lets a scheduler choose the
+// thread that runs before each access, and enumerates every order of the accesses.
+          class Alloc, template <class> class Atomic = std::atomic>
 class turn_ring {
   static constexpr bool multi_producer = std::is_same_v<ProducerRole, multi>;
   static constexpr bool multi_consumer = std::is_same_v<ConsumerRole, multi>;
   static constexpr std::size_t slot_alignment =
       std::is_same_v<Layout, padded> ? std::max(cache_line, alignof(T))
-                                     : std::max(alignof(std::atomic<std::uint64_t>), alignof(T));
+                                     : std::max(alignof(Atomic<std::uint64_t>), alignof(T));
 
   struct alignas(slot_alignment) slot {
-    std::atomic<std::uint64_t> turn{0};
+    Atomic<std::uint64_t> turn{0};
     element_storage<T> element;
   };
 
@@ -278,9 +282,9 @@ class turn_ring {
   // A blocked pop calls this after every failed attempt, so it reads closed_ first and tail_
   // only once the ring is closed. Reading tail_ on every round would keep a copy of the
   // producers' line in the waiting consumer's cache, and each claim would then have to take
-  // that copy back: one more cache-line transfer per push. With producers<multi>, close()
-  // stores closed_ after it sets the closed bit in tail_, so once closed_ reads true the tail
-  // read below is final.
+  // that copy back, which costs one more cache-line transfer per push. With producers<multi>,
+  // close() stores closed_ after it sets the closed bit in tail_, so once closed_ reads true the
+  // tail read below is final.
   bool drained() const noexcept {
     if (!closed_.load(std::memory_order_seq_cst)) return false;
     const std::uint64_t tail = tail_position(tail_.load(std::memory_order_seq_cst));
@@ -306,6 +310,12 @@ class turn_ring {
   }
 
   bool is_closed() const noexcept {
+  // NOTE: with producers<single>, close() from a thread other than the producer races with a
+  // push that already read closed_ as false. The push still publishes its element, possibly
+  // after drained() returned true to a consumer, and the element then waits in the ring for a
+  // later pop or the destructor. Closing this ring from the producer thread, or after its last
+  // push, rules that out; the interleaving check's spsc_close_by_other_thread shows the
+  // schedule. Closing the window would take a fence on every push of a single producer.
     if constexpr (multi_producer) {
       return (tail_.load(std::memory_order_seq_cst) & closed_bit) != 0;
     } else {
@@ -337,10 +347,10 @@ class turn_ring {
   }
 
   // The producer and consumer counters sit on lines of their own, apart from the slots.
-  alignas(cache_line) std::atomic<std::uint64_t> tail_{0};
-  alignas(cache_line) std::atomic<std::uint64_t> head_{0};
+  alignas(cache_line) Atomic<std::uint64_t> tail_{0};
+  alignas(cache_line) Atomic<std::uint64_t> head_{0};
   // Read-mostly fields: written once at construction or once by close().
-  alignas(cache_line) std::atomic<bool> closed_{false};
+  alignas(cache_line) Atomic<bool> closed_{false};
   slots_type slots_;
   index_map<StaticCapacity> index_;
 };
