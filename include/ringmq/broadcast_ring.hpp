@@ -189,6 +189,12 @@ class broadcast_ring {
   };
   using slots_type = detail::slot_array<slot, static_capacity, std::allocator<slot>>;
 
+  // Each element takes a slot and, with producers<multi>, an 8-byte marker.
+  static_assert(!has_static_capacity ||
+                    static_capacity <= static_cast<std::size_t>(PTRDIFF_MAX) / (sizeof(slot) + 8),
+                "ringmq::broadcast_ring: capacity<N> is too large: N slots of T do not fit in one "
+                "object; pass a smaller N, or leave out capacity<N> and pass the capacity in the "
+                "config, which allocates the slots");
   // The published markers of producers<multi>, in an array of their own, back to back, so that
   // a batch read checks eight of them per cache line. A single writer needs none.
   struct marker {

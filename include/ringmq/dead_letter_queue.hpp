@@ -90,8 +90,9 @@ class dead_letter_queue {
   using value_type = dead_letter<T, Clock>;
 
   // Creates an empty queue that keeps up to `capacity` dead letters. A capacity of 0 keeps
-  // none: every dead letter is dropped and counted.
-  explicit dead_letter_queue(std::size_t capacity) : letters_(capacity) {}
+  // none: every dead letter is dropped and counted. Throws std::length_error for a capacity
+  // whose storage size overflows.
+  explicit dead_letter_queue(std::size_t capacity) : letters_(checked_capacity(capacity)) {}
 
   dead_letter_queue(const dead_letter_queue&) = delete;
   dead_letter_queue& operator=(const dead_letter_queue&) = delete;
@@ -188,6 +189,16 @@ class dead_letter_queue {
   }
 
   mutable std::mutex mutex_;
+  static std::size_t checked_capacity(std::size_t capacity) {
+    if (capacity > std::vector<std::optional<value_type>>().max_size()) {
+      throw std::length_error("ringmq::dead_letter_queue: capacity " + std::to_string(capacity) +
+                              " is too large: its storage of " +
+                              std::to_string(sizeof(std::optional<value_type>)) +
+                              " bytes per dead letter overflows; pass a smaller capacity");
+    }
+    return capacity;
+  }
+
   std::vector<std::optional<value_type>> letters_;  // a circular buffer; slots [head_, +size_)
   std::size_t head_ = 0;
   std::size_t size_ = 0;

@@ -31,6 +31,11 @@
 //
 // Requirements on T: its move constructor and destructor are noexcept. Move-only,
 // non-default-constructible and over-aligned types work.
+//
+// Misuse. With debug checks on (NDEBUG not defined, or RINGMQ_DEBUG_CHECKS=1), a call of a side
+// declared single that finds another call of that side running prints what went wrong and calls
+// std::abort(); detail/debug_check.hpp has the rule. Release builds compile the check away.
+// docs/ring.md lists the result of each misuse: bad capacities, odd timeouts, overlapping calls.
 #pragma once
 
 #include <algorithm>
@@ -47,6 +52,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringmq/detail/debug_check.hpp"
 #include "ringmq/detail/turn_ring.hpp"
 #include "ringmq/detail/wait.hpp"
 #include "ringmq/options.hpp"
@@ -77,6 +83,24 @@ class ring {
                         typename options::allocator_type>;
 
   static constexpr bool has_static_capacity = options::capacity_value != detail::runtime_capacity;
+  // A slot contains T and a 64-bit turn counter, padded to at most max(cache line, alignof(T)).
+  static_assert(!has_static_capacity ||
+                    options::capacity_value <=
+                        static_cast<std::size_t>(PTRDIFF_MAX) /
+                            (sizeof(T) + 8 + std::max(detail::cache_line, alignof(T))),
+                "ringmq::capacity<N>: N is too large: N slots of T do not fit in one object; "
+                "pass a smaller N, or leave out capacity<N> and pass the capacity to the "
+                "constructor, which allocates the slots");
+
+  // With debug checks on, each side declared single catches a second thread inside its calls.
+  struct producer_side {};
+  struct consumer_side {};
+  static constexpr bool check_producers =
+      detail::debug_checks && std::is_same_v<typename options::producer_role, single>;
+  static constexpr bool check_consumers =
+      detail::debug_checks && std::is_same_v<typename options::consumer_role, single>;
+  using producer_check = detail::single_caller_check<producer_side, check_producers>;
+  using consumer_check = detail::single_caller_check<consumer_side, check_consumers>;
 
  public:
   using value_type = T;
@@ -99,6 +123,7 @@ class ring {
   // full or closed.
 
   [[nodiscard]] bool try_push(T&& value) noexcept {
+    [[maybe_unused]] const auto check = enter_producer();
     return finish_push(
         core_.try_push_with([&](void* at) noexcept { ::new (at) T(std::move(value)); }));
   }
@@ -113,6 +138,7 @@ class ring {
     requires std::constructible_from<T, Args...>
   [[nodiscard]] bool try_emplace(Args&&... args) {
     if constexpr (std::is_nothrow_constructible_v<T, Args...> || core_type::construct_may_throw) {
+      [[maybe_unused]] const auto check = enter_producer();
       return finish_push(core_.try_push_with(
           [&](void* at) noexcept(std::is_nothrow_constructible_v<T, Args...>) {
             ::new (at) T(std::forward<Args>(args)...);
@@ -130,6 +156,7 @@ class ring {
 
   // Pops the oldest ready element, or returns an empty optional when none is ready.
   [[nodiscard]] std::optional<T> try_pop() noexcept {
+    [[maybe_unused]] const auto check = enter_consumer();
     std::optional<T> result;
     finish_pop(
         core_.try_pop_with([&](T& element) noexcept { result.emplace(std::move(element)); }));
@@ -138,6 +165,7 @@ class ring {
 
   // Move-assigns the oldest ready element to out and returns true, or returns false.
   [[nodiscard]] bool try_pop(T& out) noexcept requires std::is_nothrow_move_assignable_v<T> {
+    [[maybe_unused]] const auto check = enter_consumer();
     return finish_pop(core_.try_pop_with([&](T& element) noexcept { out = std::move(element); }));
   }
 
@@ -148,6 +176,7 @@ class ring {
     static_assert(std::is_nothrow_constructible_v<T, std::iter_rvalue_reference_t<It>>,
                   "ringmq::ring::try_push_bulk: constructing T from std::move(*first) must be "
                   "noexcept; pass iterators over T");
+    [[maybe_unused]] const auto check = enter_producer();
     std::size_t count = 0;
     if constexpr (std::sized_sentinel_for<End, It>) {
       // The length is known, so the whole run is claimed at once.
@@ -175,6 +204,7 @@ class ring {
                   "ringmq::ring::try_pop_bulk: writing to the output iterator must not throw, "
                   "or a popped element could be lost; write into storage with room for max "
                   "elements (a pointer, or vector::data() after resize) instead of an inserter");
+    [[maybe_unused]] const auto check = enter_consumer();
     const std::size_t count = core_.try_pop_run(max, [&](T& element) noexcept {
       *out = std::move(element);
       ++out;
@@ -273,6 +303,24 @@ class ring {
 
   enum class side { producer, consumer };
 
+  // Marks a call of one side as running until the returned scope ends. Each call that touches
+  // core_ enters once, and calls of the same side never nest, so only a second thread (or a
+  // call made from inside T's constructor) finds the side busy.
+  typename producer_check::scope enter_producer() noexcept {
+    return producer_check_.enter(
+        "two threads called push functions of a ring with producers<single> at the same time, "
+        "or a push was called from inside another; give the ring producers<multi>, or let one "
+        "call return before the next begins, handing the producer role over with a mutex, a "
+        "join or another synchronization");
+  }
+  typename consumer_check::scope enter_consumer() noexcept {
+    return consumer_check_.enter(
+        "two threads called pop functions of a ring with consumers<single> at the same time, "
+        "or a pop was called from inside another; give the ring consumers<multi>, or let one "
+        "call return before the next begins, handing the consumer role over with a mutex, a "
+        "join or another synchronization");
+  }
+
   bool push_until(T&& value, detail::steady_time deadline) {
     return wait_until<side::producer>(
         [&] {
@@ -301,6 +349,13 @@ class ring {
   template <side Side, class Attempt>
   bool wait_until(Attempt&& attempt, detail::steady_time deadline) {
     constexpr bool is_push = Side == side::producer;
+    [[maybe_unused]] const auto check = [this] {
+      if constexpr (is_push) {
+        return enter_producer();
+      } else {
+        return enter_consumer();
+      }
+    }();
     const bool timed = deadline != detail::steady_time::max();
     for (std::uint32_t round = 0;; round += (round != UINT32_MAX) ? 1 : 0) {
       if (attempt()) {
@@ -337,6 +392,8 @@ class ring {
 
   core_type core_;
   [[no_unique_address]] std::conditional_t<can_sleep, sleeping_sides, spinning_sides> sides_;
+  [[no_unique_address]] producer_check producer_check_;
+  [[no_unique_address]] consumer_check consumer_check_;
 };
 
 }  // namespace ringmq

@@ -51,6 +51,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -94,6 +95,8 @@ struct worker_pool_config {
   // How long one receive_for waits on steady_clock. It bounds how long stop() waits for a worker
   // that is waiting for a message, and how often a worker looks at a closed, empty queue again.
   std::chrono::nanoseconds poll = std::chrono::milliseconds(50);
+  // nanoseconds::max() never times out, so stop() then waits until each waiting worker gets a
+  // message or the queue is closed and drained.
   // The keeper extends a lease when less than this fraction of the queue's visibility_timeout is
   // left on it. 0 turns lease extension off and starts no keeper thread.
   double extend_at = 0.5;
@@ -303,6 +306,12 @@ class worker_pool {
   static const worker_pool_config& checked(const worker_pool_config& config) {
     detail::check_worker_pool_config(config);
     return config;
+    if (config.threads > std::numeric_limits<std::size_t>::max() / sizeof(worker_slot)) {
+      throw std::length_error("ringmq::worker_pool: threads " + std::to_string(config.threads) +
+                              " is too large: the pool's bookkeeping of " +
+                              std::to_string(sizeof(worker_slot)) +
+                              " bytes per thread overflows std::size_t; pass a smaller count");
+    }
   }
 
   static nanos extension_window(double extend_at, std::chrono::nanoseconds lease) noexcept {
@@ -327,11 +336,13 @@ class worker_pool {
     return detail::saturating_nanoseconds(queue_.now().time_since_epoch());
   }
 
-  // Sleeps up to `period` on steady_clock, or until `done` holds after a wake-up.
+  // Sleeps up to `period` on steady_clock, or until `done` holds after a wake-up. The deadline
+  // saturates, because condition_variable::wait_for adds the period to now() unchecked, and a
+  // poll of nanoseconds::max() would overflow there.
   template <class Done>
   void sleep_unless(std::chrono::nanoseconds period, Done done) {
     std::unique_lock lock(wake_mutex_);
-    wake_.wait_for(lock, period, done);
+    wake_.wait_until(lock, detail::deadline_after(period), done);
   }
 
   void run_worker(worker_slot& slot) {

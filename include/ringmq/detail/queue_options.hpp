@@ -81,7 +81,10 @@ struct queue_options {
                                                    Options...>::type::type;
 };
 
-// Tags that tell receipts of different queues apart; 0 is never returned.
+// Tags that tell receipts of different queues apart; 0 is never returned. A queue built where a
+// destroyed one was gets a new tag, so the old queue's receipts do not work on it.
+// NOTE: a shared library built with hidden symbols has its own copy of this counter, so a queue
+// in it can share a tag with a queue elsewhere in the program.
 inline std::uint64_t next_queue_tag() noexcept {
   static std::atomic<std::uint64_t> last{0};
   return last.fetch_add(1, std::memory_order_relaxed) + 1;

@@ -54,6 +54,10 @@ inline void check_reply_config(std::size_t capacity, std::size_t max_outstanding
   if (capacity == 0) {
     throw std::invalid_argument(prefix + "capacity 0 is invalid; pass a capacity of at least 1");
   }
+  if (capacity >= std::numeric_limits<std::uint32_t>::max()) {
+    throw std::length_error(prefix + "capacity " + std::to_string(capacity) +
+                            " is too large; pass a capacity below 4294967295");
+  }
   if (max_outstanding == 0) {
     throw std::invalid_argument(prefix +
                                 "max_outstanding 0 is invalid; pass at least the capacity");

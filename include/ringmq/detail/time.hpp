@@ -20,8 +20,12 @@ using nanos = std::int64_t;
 inline constexpr nanos nanos_max = std::numeric_limits<nanos>::max();
 
 // Converts a duration to nanoseconds, rounding up, and saturating at the range of nanoseconds.
+// A floating-point NaN converts to 0, so a NaN timeout or delay acts as zero.
 template <class Rep, class Period>
 constexpr nanos saturating_nanoseconds(std::chrono::duration<Rep, Period> d) noexcept {
+  if constexpr (std::chrono::treat_as_floating_point_v<Rep>) {
+    if (d.count() != d.count()) return 0;  // NaN; converting it to an integer is undefined
+  }
   // A signed count of nanoseconds already fits; this is the case of every clock reading.
   if constexpr (std::is_same_v<Period, std::nano> && std::is_integral_v<Rep> &&
                 std::is_signed_v<Rep> && sizeof(Rep) <= sizeof(nanos)) {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <thread>
 
+#include "ringmq/detail/time.hpp"
+
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <linux/membarrier.h>
@@ -35,20 +37,21 @@ inline void cpu_relax() noexcept {
 
 using steady_time = std::chrono::steady_clock::time_point;
 
-// Converts a timeout to an absolute deadline on steady_clock. A negative timeout means "now";
-// a timeout that would overflow the clock's representation saturates to time_point::max().
+// Converts a timeout to an absolute deadline on steady_clock. A negative timeout, and a NaN,
+// mean "now"; a timeout that would overflow the clock's representation saturates to
+// time_point::max(), which callers treat as "no deadline".
 template <class Rep, class Period>
 steady_time deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
   using clock_duration = std::chrono::steady_clock::duration;
   const steady_time now = std::chrono::steady_clock::now();
-  if (timeout <= std::chrono::duration<Rep, Period>::zero()) return now;
 
-  // Compare in the caller's unit first: converting a huge timeout to nanoseconds would overflow.
-  const auto room = steady_time::max() - now;
-  if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(room)) {
-    return steady_time::max();
-  }
-  const auto converted = std::chrono::ceil<clock_duration>(timeout);
+  // saturating_nanoseconds compares in long double before it converts, so a huge timeout, one
+  // in a unit finer than nanoseconds, or a NaN never overflows.
+  const nanos length = saturating_nanoseconds(timeout);
+  if (length <= 0) return now;
+  const clock_duration room = steady_time::max() - now;
+  if (length >= saturating_nanoseconds(room)) return steady_time::max();
+  const auto converted = std::chrono::ceil<clock_duration>(std::chrono::nanoseconds(length));
   return converted >= room ? steady_time::max() : now + converted;
 }
 
