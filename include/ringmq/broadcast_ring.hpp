@@ -41,6 +41,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/slot_storage.hpp"
 #include "ringmq/detail/wait.hpp"
 #include "ringmq/options.hpp"
@@ -188,13 +189,13 @@ class broadcast_ring {
     detail::element_storage<T> element;
   };
   using slots_type = detail::slot_array<slot, static_capacity, std::allocator<slot>>;
-
   // Each element takes a slot and, with producers<multi>, an 8-byte marker.
   static_assert(!has_static_capacity ||
                     static_capacity <= static_cast<std::size_t>(PTRDIFF_MAX) / (sizeof(slot) + 8),
                 "ringmq::broadcast_ring: capacity<N> is too large: N slots of T do not fit in one "
                 "object; pass a smaller N, or leave out capacity<N> and pass the capacity in the "
                 "config, which allocates the slots");
+
   // The published markers of producers<multi>, in an array of their own, back to back, so that
   // a batch read checks eight of them per cache line. A single writer needs none.
   struct marker {
@@ -344,6 +345,7 @@ class broadcast_ring {
            !high_water_.compare_exchange_weak(used, index + 1, std::memory_order_seq_cst)) {
     }
 
+    RINGMQ_PREEMPTION_POINT();
     detail::heavy_fence();  // (F_j) pairs with (F_w) in refresh_gate
     const std::uint64_t head = head_.load(std::memory_order_acquire);  // (J2)
     if (closed(head)) {
@@ -351,6 +353,7 @@ class broadcast_ring {
       return std::nullopt;
     }
     const std::uint64_t start = head_position(head);
+    RINGMQ_PREEMPTION_POINT();
     readers_[index].cursor.store(start, std::memory_order_release);  // (J3)
     wake_producers();  // a producer may wait for room that c1 held back
     return reader(*this, readers_[index], start);
@@ -466,6 +469,7 @@ class broadcast_ring {
 
   void vacate(reader_entry& entry) noexcept {
     entry.cursor.store(vacant, std::memory_order_release);  // (L)
+    RINGMQ_PREEMPTION_POINT();
     // Release: a join that reserves this place finds the entry vacant.
     joined_.fetch_sub(1, std::memory_order_release);
     wake_producers();
@@ -481,6 +485,7 @@ class broadcast_ring {
   // this producer is about to write, from a head_ value that this thread loaded before the fence,
   // as the join argument in the protocol requires.
   std::uint64_t refresh_gate(std::uint64_t next_sequence) noexcept {
+    RINGMQ_PREEMPTION_POINT();
     detail::light_fence();  // (F_w) pairs with (F_j) in try_join
     std::uint64_t lowest = next_sequence;
     const std::size_t used = high_water_.load(std::memory_order_relaxed);  // ordered by F_w
@@ -569,6 +574,7 @@ class broadcast_ring {
   // the ring unchanged: a single writer's claim changes nothing that others see.
   template <class... Args>
   void fill(std::uint64_t sequence, Args&&... args) {
+    RINGMQ_PREEMPTION_POINT();
     slot& target = slot_at(sequence);
     if constexpr (std::is_nothrow_constructible_v<T, Args...>) {
       if (sequence >= capacity()) std::destroy_at(target.element.get());
@@ -580,6 +586,7 @@ class broadcast_ring {
       ::new (target.element.raw()) T(std::move(element));
     }
 
+    RINGMQ_PREEMPTION_POINT();
     if constexpr (multi_producer) {
       marker_at(sequence).store(sequence + 1, std::memory_order_release);  // (P)
     } else {
@@ -828,6 +835,7 @@ class broadcast_ring<T, Options...>::reader {
     ~cursor_commit() {
       if (position == owner.cursor_) return;
       owner.cursor_ = position;
+      RINGMQ_PREEMPTION_POINT();
       owner.entry_->cursor.store(position, std::memory_order_release);  // (C)
       owner.ring_->wake_producers();
     }

@@ -50,6 +50,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/reply_cells.hpp"
 #include "ringmq/detail/reply_options.hpp"
 #include "ringmq/detail/wait.hpp"
@@ -484,10 +485,12 @@ class request_reply {
     if (cells_.is_closed()) return handle_type(request_status::closed);
     const std::optional<detail::reply_token> token = cells_.try_take();
     if (!token) return handle_type(request_status::outstanding_limit);
+    RINGMQ_PREEMPTION_POINT();
     if (!requests_.try_emplace(*token, std::move(request))) {  // moves only on success
       cells_.give_back_unsent(*token);
       return handle_type(requests_.is_closed() ? request_status::closed : request_status::full);
     }
+    RINGMQ_PREEMPTION_POINT();
     cells_.confirm_sent(*token);
     return handle_type(cells_, *token);
   }
@@ -583,6 +586,7 @@ class request_reply {
   // Idempotent.
   void close() noexcept {
     cells_.close();
+    RINGMQ_PREEMPTION_POINT();
     requests_.close();
   }
 

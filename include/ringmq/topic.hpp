@@ -44,6 +44,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/topic_pattern.hpp"
 #include "ringmq/detail/wait.hpp"
 #include "ringmq/options.hpp"
@@ -534,6 +535,7 @@ class subscription_table {
     for (;;) {
       const std::uint32_t e = epoch_.load(std::memory_order_seq_cst) & 1;  // (R1)
       readers_[e].count.fetch_add(1, std::memory_order_seq_cst);           // (R2)
+      RINGMQ_PREEMPTION_POINT();
       if ((epoch_.load(std::memory_order_seq_cst) & 1) == e) return e;     // (R3)
       readers_[e].count.fetch_sub(1, std::memory_order_release);
     }
@@ -565,6 +567,7 @@ class subscription_table {
     }
     target.slot.store(index, std::memory_order_relaxed);
     active_count_.fetch_add(1, std::memory_order_relaxed);
+    RINGMQ_PREEMPTION_POINT();
     s.state.fetch_or(active, std::memory_order_release);  // (S2)
     return true;
   }
@@ -578,9 +581,11 @@ class subscription_table {
     slot& s = slots_[index];
     s.state.fetch_and(~active, std::memory_order_seq_cst);  // (U1)
     if constexpr (single_publisher) heavy_fence();          // (F2), pairs with F1
+    RINGMQ_PREEMPTION_POINT();
     target.close_inbox();
     if constexpr (!single_publisher) {
       const std::uint32_t old = epoch_.fetch_add(1, std::memory_order_seq_cst) & 1;  // (U2)
+      RINGMQ_PREEMPTION_POINT();
       wait_until_zero(readers_[old].count);                                          // (U3)
     }
     // (U4)
@@ -946,6 +951,7 @@ class topic {
     explicit slot_entry(typename table_type::slot& s) noexcept : slot_(s) {
       s.holders.store(1, std::memory_order_relaxed);  // (Q1), ordered by F1
       detail::light_fence();                          // (F1), pairs with F2 in remove
+      RINGMQ_PREEMPTION_POINT();
       // (Q2) Acquire: pairs with S2, so that target and its subscription are visible.
       state_ = s.state.load(std::memory_order_acquire);
     }

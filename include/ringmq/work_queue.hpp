@@ -77,6 +77,7 @@
 #include "ringmq/clock.hpp"
 #include "ringmq/dead_letter_queue.hpp"
 #include "ringmq/detail/message_slot.hpp"
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/queue_options.hpp"
 #include "ringmq/detail/time.hpp"
 #include "ringmq/detail/timer_heap.hpp"
@@ -346,7 +347,9 @@ class work_queue {
       }
     }
     const nanos due = detail::saturating_add(at, length);
+    RINGMQ_PREEMPTION_POINT();
     slot->due.store(due, std::memory_order_relaxed);
+    RINGMQ_PREEMPTION_POINT();
     // Release: a thread that reads the even version also reads the new deadline.
     slot->state.store(state::next_version(state::next_version(current)), std::memory_order_release);
     // The reaper's heap holds a deadline no later than the old one; it needs a notice only
@@ -466,6 +469,7 @@ class work_queue {
   // settled.
   void close() noexcept {
     closed_.store(true, std::memory_order_seq_cst);  // (C0), see claim_free_slot
+    RINGMQ_PREEMPTION_POINT();
     visible_waiters_.wake();
     room_waiters_.wake();
   }
@@ -476,6 +480,7 @@ class work_queue {
   bool is_drained() const noexcept {
     if (!closed_.load(std::memory_order_seq_cst)) return false;
     std::atomic_thread_fence(std::memory_order_seq_cst);  // (C2), see claim_free_slot
+    RINGMQ_PREEMPTION_POINT();
     // The free list's size() is a lower bound while calls run. So "every slot free" is never read
     // while a thread has taken a slot, even when another thread takes and returns one between the
     // two counter reads.
@@ -532,6 +537,7 @@ class work_queue {
       return {is_closed() ? send_status::closed : send_status::full, 0};
     }
 
+    RINGMQ_PREEMPTION_POINT();
     // (S2) The slot is ours until S3 publishes it. A throwing constructor returns it.
     slot_type& slot = slots_[index];
     try {
@@ -548,6 +554,7 @@ class work_queue {
     slot.failure_count = 0;
     slot.counters.sent.bump();
 
+    RINGMQ_PREEMPTION_POINT();
     const nanos delay = detail::saturating_nanoseconds(options.delay);
     if (delay > 0) {
       make_delayed(index, detail::saturating_add(at, delay));  // (S3)
@@ -567,6 +574,7 @@ class work_queue {
   // slot back. So a receiver that sees the queue drained never misses an accepted send.
   bool claim_free_slot(std::uint32_t& index) {
     if (!free_.try_pop(index)) return false;
+    RINGMQ_PREEMPTION_POINT();
     std::atomic_thread_fence(std::memory_order_seq_cst);  // (C1)
     if (closed_.load(std::memory_order_seq_cst)) {
       free_slot(index);
@@ -611,6 +619,7 @@ class work_queue {
     for (;;) {
       std::uint32_t index = 0;
       if (!ready_.try_pop(index)) return std::nullopt;  // (R1)
+      RINGMQ_PREEMPTION_POINT();
       slot_type& slot = slots_[index];
       const nanos sent = slot.sent_at.load(std::memory_order_relaxed);
       if (past_retention(sent, at)) {
@@ -631,6 +640,7 @@ class work_queue {
         throw;
       }
 
+      RINGMQ_PREEMPTION_POINT();
       // (R3) Start the lease.
       ++slot.receive_count;
       slot.counters.received.bump();
@@ -638,6 +648,7 @@ class work_queue {
       const nanos due = detail::saturating_add(at, lease);
       slot.due.store(due, std::memory_order_relaxed);
       slot.state.store(state::make(kind::leased, number), std::memory_order_release);
+      RINGMQ_PREEMPTION_POINT();
       post_notice(index, due);  // (R4)
       return out;
     }
@@ -721,6 +732,7 @@ class work_queue {
       }
       if (slot->id.load(std::memory_order_relaxed) != r.message_) return std::nullopt;
       if (at >= slot->due.load(std::memory_order_relaxed)) return std::nullopt;  // (A2)
+      RINGMQ_PREEMPTION_POINT();
       if (slot->state.compare_exchange_weak(                                        // (A3)
               current, state::make(kind::settling, r.delivery_), std::memory_order_acq_rel,
               std::memory_order_acquire)) {
@@ -814,6 +826,7 @@ class work_queue {
     slot_type& slot = slots_[index];
     const std::uint32_t number = state::delivery(slot.state.load(std::memory_order_relaxed));
     slot.state.store(state::make(kind::visible, number), std::memory_order_relaxed);
+    RINGMQ_PREEMPTION_POINT();
     // Release through the ring: the receiver that pops the index sees the body and the state.
     const bool pushed = ready_.push(std::uint32_t{index});  // waits only while a receiver
     (void)pushed;                                           // finishes with this ring slot
@@ -825,6 +838,7 @@ class work_queue {
     const std::uint32_t number = state::delivery(slot.state.load(std::memory_order_relaxed));
     slot.due.store(due, std::memory_order_relaxed);
     slot.state.store(state::make(kind::delayed, number), std::memory_order_release);
+    RINGMQ_PREEMPTION_POINT();
     post_notice(index, due);
   }
 
@@ -832,6 +846,7 @@ class work_queue {
     slot_type& slot = slots_[index];
     const std::uint32_t number = state::delivery(slot.state.load(std::memory_order_relaxed));
     slot.state.store(state::make(kind::free, number), std::memory_order_relaxed);
+    RINGMQ_PREEMPTION_POINT();
     // Release through the ring: the next sender sees the body destroyed.
     const bool pushed = free_.push(std::uint32_t{index});
     (void)pushed;  // the free list has room for every index; it is never closed
@@ -849,6 +864,7 @@ class work_queue {
     if (!slots_[index].noticed.exchange(true, std::memory_order_acq_rel)) {
       const bool pushed = notices_.push(std::uint32_t{index});
       (void)pushed;  // the flag keeps each index in the list at most once, so it has room
+      RINGMQ_PREEMPTION_POINT();
       // (N1) Pairs with (N2) in reap(): either the reaper's drain sees this push, or the load
       // of the hint below sees the reaper's reset of it, and lowers it again.
       std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -879,6 +895,7 @@ class work_queue {
 
     // Reset the hint before draining, so that a notice the drain misses lowers it again.
     notice_due_.store(detail::nanos_max, std::memory_order_relaxed);
+    RINGMQ_PREEMPTION_POINT();
     std::atomic_thread_fence(std::memory_order_seq_cst);  // (N2), pairs with (N1)
     drain_notices(at);
 
@@ -888,6 +905,7 @@ class work_queue {
       slot_type& slot = slots_[index];
       std::uint64_t current = slot.state.load(std::memory_order_acquire);
       const nanos due = slot.due.load(std::memory_order_relaxed);
+      RINGMQ_PREEMPTION_POINT();
       switch (state::kind(current)) {
         case kind::leased:
           if (state::writing_deadline(current)) {
@@ -928,6 +946,7 @@ class work_queue {
       slot_type& slot = slots_[index];
       // Acq_rel: reads the latest post_notice's exchange, so the loads below see its writes.
       slot.noticed.exchange(false, std::memory_order_acq_rel);
+      RINGMQ_PREEMPTION_POINT();
       const std::uint64_t current = slot.state.load(std::memory_order_acquire);
       const kind k = state::kind(current);
       if (k == kind::leased || k == kind::delayed) {

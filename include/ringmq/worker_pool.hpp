@@ -64,6 +64,7 @@
 #include <vector>
 
 #include "ringmq/detail/message_slot.hpp"
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/time.hpp"
 #include "ringmq/detail/wait.hpp"
 #include "ringmq/work_queue.hpp"
@@ -94,9 +95,9 @@ struct worker_pool_config {
   std::size_t threads = 1;  // worker threads, each running one handler at a time
   // How long one receive_for waits on steady_clock. It bounds how long stop() waits for a worker
   // that is waiting for a message, and how often a worker looks at a closed, empty queue again.
-  std::chrono::nanoseconds poll = std::chrono::milliseconds(50);
   // nanoseconds::max() never times out, so stop() then waits until each waiting worker gets a
   // message or the queue is closed and drained.
+  std::chrono::nanoseconds poll = std::chrono::milliseconds(50);
   // The keeper extends a lease when less than this fraction of the queue's visibility_timeout is
   // left on it. 0 turns lease extension off and starts no keeper thread.
   double extend_at = 0.5;
@@ -305,13 +306,13 @@ class worker_pool {
 
   static const worker_pool_config& checked(const worker_pool_config& config) {
     detail::check_worker_pool_config(config);
-    return config;
     if (config.threads > std::numeric_limits<std::size_t>::max() / sizeof(worker_slot)) {
       throw std::length_error("ringmq::worker_pool: threads " + std::to_string(config.threads) +
                               " is too large: the pool's bookkeeping of " +
                               std::to_string(sizeof(worker_slot)) +
                               " bytes per thread overflows std::size_t; pass a smaller count");
     }
+    return config;
   }
 
   static nanos extension_window(double extend_at, std::chrono::nanoseconds lease) noexcept {
@@ -349,6 +350,7 @@ class worker_pool {
     detail::running_worker_pool = this;
     while (!stop_requested()) {
       const nanos start = extends_leases() ? now_ns() : 0;  // (W1)
+      RINGMQ_PREEMPTION_POINT();
       std::optional<delivery_type> delivery;
       try {
         delivery = queue_.receive_for(config_.poll);  // (W2)
@@ -382,8 +384,10 @@ class worker_pool {
       slot.busy = true;
     }
 
+    RINGMQ_PREEMPTION_POINT();
     settle(slot.counts, lease, call_handler(delivery));  // (W4), (W5)
 
+    RINGMQ_PREEMPTION_POINT();
     if (extends_leases()) {  // (W6)
       std::lock_guard lock(slot.mutex);
       slot.busy = false;

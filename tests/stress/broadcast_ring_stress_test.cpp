@@ -30,6 +30,7 @@
 #include "support/close_watchdog.hpp"
 #include "support/counted.hpp"
 #include "support/deliveries.hpp"
+#include "support/preempt_build.hpp"
 #include "support/ring_configs.hpp"
 #include "support/sanitizers.hpp"
 
@@ -54,7 +55,7 @@ struct stress_setup {
   static constexpr std::uint32_t items() {
     std::uint32_t count = multi_producer ? 5000 : 20000;
     if (std::is_same_v<WaitPolicy, ringmq::park>) count /= 5;
-    return ringmq_test::thread_sanitizer ? count / 5 : count;
+    return ringmq_test::preempt_scaled(ringmq_test::thread_sanitizer ? count / 5 : count);
   }
 };
 

@@ -24,6 +24,7 @@
 #include "support/close_watchdog.hpp"
 #include "support/counted.hpp"
 #include "support/deliveries.hpp"
+#include "support/preempt_build.hpp"
 #include "support/ring_configs.hpp"
 #include "support/sanitizers.hpp"
 
@@ -57,7 +58,7 @@ std::vector<team> teams_for() {
 template <class Config>
 constexpr std::uint32_t items_per_producer() {
   constexpr std::uint32_t count = Config::spins ? 40 : 2500;
-  return ringmq_test::thread_sanitizer ? count / 4 : count;
+  return ringmq_test::preempt_scaled(ringmq_test::thread_sanitizer ? count / 4 : count);
 }
 
 // What the threads of one run observed; the main thread checks it after joining them.

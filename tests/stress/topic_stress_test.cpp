@@ -35,6 +35,7 @@
 #include <ringmq/topic.hpp>
 
 #include "support/deliveries.hpp"
+#include "support/preempt_build.hpp"
 #include "support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
@@ -50,7 +51,8 @@ namespace {
 
 // Two publishers with producers<multi>, one with producers<single>.
 constexpr std::size_t max_publishers = 2;
-constexpr std::uint64_t items_per_publisher = ringmq_test::thread_sanitizer ? 9000 : 30000;
+constexpr std::uint64_t items_per_publisher =
+    ringmq_test::preempt_scaled(ringmq_test::thread_sanitizer ? 9000 : 30000);
 // Messages a churning subscription takes before it unsubscribes.
 constexpr std::size_t churn_batch = 40;
 // Each publisher waits for subscription number k before its k-th segment of items, so that at

@@ -13,6 +13,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/reply_options.hpp"
 #include "ringmq/detail/slot_storage.hpp"
 #include "ringmq/detail/wait.hpp"
@@ -168,6 +169,7 @@ class reply_cells {
   std::optional<reply_token> try_take() noexcept {
     std::uint32_t index = 0;
     if (!free_.try_pop(index)) return std::nullopt;  // (T1)
+    RINGMQ_PREEMPTION_POINT();
     cell_type& cell = cells_[index];
     // Relaxed: the cell is ours, and (T1) ordered the previous owner's store of this word.
     const std::uint64_t generation =
@@ -204,6 +206,7 @@ class reply_cells {
     const reply_phase outcome = reply_state::phase(cell.state.load(std::memory_order_relaxed));
     Reply* value = outcome == reply_phase::replied ? cell.value.get() : nullptr;
     take(outcome, value, cell.error);
+    RINGMQ_PREEMPTION_POINT();
     if (value != nullptr) std::destroy_at(value);
     cell.error = nullptr;
     cell.state.store(reply_state::make(reply_phase::free, token.generation + 1),
@@ -225,6 +228,7 @@ class reply_cells {
     }
     // No responder can win the cell any more, and the index is not yet in the free list, so
     // this thread is its only owner.
+    RINGMQ_PREEMPTION_POINT();
     (reason == abandon_reason::timed_out ? cell.timed_out : cell.abandoned).bump();
     push_free(token.cell);
     return true;
@@ -296,7 +300,9 @@ class reply_cells {
       if (count_late) late_replies_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
+    RINGMQ_PREEMPTION_POINT();
     write(cell.value.raw(), cell.error);  // (W)
+    RINGMQ_PREEMPTION_POINT();
     if (outcome == reply_phase::replied) {
       cell.replied.bump();
     } else if (outcome == reply_phase::failed) {
@@ -306,6 +312,7 @@ class reply_cells {
     }
     cell.state.store(reply_state::make(outcome, token.generation),
                      std::memory_order_release);  // (R)
+    RINGMQ_PREEMPTION_POINT();
     cell.waiters.wake();                          // (K)
     return true;
   }

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/slot_storage.hpp"
 #include "ringmq/detail/wait.hpp"
 #include "ringmq/options.hpp"
@@ -64,11 +65,11 @@ namespace ringmq::detail {
 // With producers<multi>, the closed flag shares the word with tail_, so a claim and close()
 // are totally ordered: after close() no position is claimed, and every claimed position is
 // published. A pop that sees the flag with head_ at the frozen tail knows the ring is drained.
-template <class T, class ProducerRole, class ConsumerRole, std::size_t StaticCapacity, class Layout,
 //
 // Atomic is std::atomic everywhere except in the interleaving check
 // (tests/interleaving/turn_ring_check.cpp), which passes a type that lets a scheduler choose the
 // thread that runs before each access, and enumerates every order of the accesses.
+template <class T, class ProducerRole, class ConsumerRole, std::size_t StaticCapacity, class Layout,
           class Alloc, template <class> class Atomic = std::atomic>
 class turn_ring {
   static constexpr bool multi_producer = std::is_same_v<ProducerRole, multi>;
@@ -142,8 +143,10 @@ class turn_ring {
       target = &slots_[index_(tail)];
       if (target->turn.load(std::memory_order_acquire) != 2 * tail) return false;  // (B')
     }
+    RINGMQ_PREEMPTION_POINT();
     construct(target->element.raw());
     target->turn.store(2 * tail + 1, std::memory_order_release);  // (A)
+    RINGMQ_PREEMPTION_POINT();
     if constexpr (!multi_producer) {
       tail_.store(tail + 1, std::memory_order_relaxed);  // read only by size() and drain checks
     }
@@ -179,6 +182,7 @@ class turn_ring {
       if (source->turn.load(std::memory_order_acquire) != 2 * head + 1) return false;  // (A')
       head_.store(head + 1, std::memory_order_relaxed);  // read only by size() and drain checks
     }
+    RINGMQ_PREEMPTION_POINT();
     T* element = source->element.get();
     consume(*element);
     element->~T();
@@ -215,10 +219,12 @@ class turn_ring {
       count = ready_run(tail, max_count, 0);            // (B') for each slot
       if (count == 0) return 0;
     }
+    RINGMQ_PREEMPTION_POINT();
     for (std::uint64_t p = tail; p != tail + count; ++p) {
       slot& target = slots_[index_(p)];
       construct(target.element.raw());
       target.turn.store(2 * p + 1, std::memory_order_release);  // (A)
+      RINGMQ_PREEMPTION_POINT();
     }
     if constexpr (!multi_producer) {
       tail_.store(tail + count, std::memory_order_relaxed);
@@ -252,12 +258,14 @@ class turn_ring {
       if (count == 0) return 0;
       head_.store(head + count, std::memory_order_relaxed);
     }
+    RINGMQ_PREEMPTION_POINT();
     for (std::uint64_t p = head; p != head + count; ++p) {
       slot& source = slots_[index_(p)];
       T* element = source.element.get();
       consume(*element);
       element->~T();
       source.turn.store(2 * (p + capacity()), std::memory_order_release);  // (B)
+      RINGMQ_PREEMPTION_POINT();
     }
     return count;
   }
@@ -302,20 +310,23 @@ class turn_ring {
     return static_cast<std::size_t>(std::min<std::uint64_t>(tail - head, capacity()));
   }
 
-  void close() noexcept {
-    if constexpr (multi_producer) {
-      tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
-    }
-    closed_.store(true, std::memory_order_seq_cst);
-  }
-
-  bool is_closed() const noexcept {
   // NOTE: with producers<single>, close() from a thread other than the producer races with a
   // push that already read closed_ as false. The push still publishes its element, possibly
   // after drained() returned true to a consumer, and the element then waits in the ring for a
   // later pop or the destructor. Closing this ring from the producer thread, or after its last
   // push, rules that out; the interleaving check's spsc_close_by_other_thread shows the
   // schedule. Closing the window would take a fence on every push of a single producer.
+  void close() noexcept {
+    RINGMQ_PREEMPTION_POINT();
+    if constexpr (multi_producer) {
+      tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
+    }
+    RINGMQ_PREEMPTION_POINT();
+    closed_.store(true, std::memory_order_seq_cst);
+    RINGMQ_PREEMPTION_POINT();
+  }
+
+  bool is_closed() const noexcept {
     if constexpr (multi_producer) {
       return (tail_.load(std::memory_order_seq_cst) & closed_bit) != 0;
     } else {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <thread>
 
+#include "ringmq/detail/preemption.hpp"
 #include "ringmq/detail/time.hpp"
 
 #if defined(__linux__)
@@ -168,8 +169,10 @@ class wake_channel {
   template <class Ready>
   bool sleep_unless(Ready ready, steady_time deadline) noexcept {
     sleepers_.fetch_add(1, std::memory_order_seq_cst);                   // (S1)
+    RINGMQ_PREEMPTION_POINT();
     const std::uint32_t epoch = epoch_.load(std::memory_order_acquire);  // (S2)
     heavy_fence();                                                       // (F1)
+    RINGMQ_PREEMPTION_POINT();
     bool in_time = true;
     if (!ready()) in_time = sleep_while_equal(epoch_, epoch, deadline);  // (S3), (S4)
     sleepers_.fetch_sub(1, std::memory_order_relaxed);  // only makes later wakes cheaper
@@ -178,6 +181,7 @@ class wake_channel {
 
   // Wakes every sleeper, if any. Call after the release store that publishes progress.
   void wake() noexcept {
+    RINGMQ_PREEMPTION_POINT();
     light_fence();                                               // (F2)
     if (sleepers_.load(std::memory_order_relaxed) == 0) return;  // (P2)
     epoch_.fetch_add(1, std::memory_order_acq_rel);              // (P3)
