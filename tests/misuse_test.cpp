@@ -42,11 +42,16 @@
 #include <ringmq/work_queue.hpp>
 #include <ringmq/worker_pool.hpp>
 
+#include "support/receipt_fields.hpp"
+
 using namespace std::chrono_literals;
 using ringmq::manual_clock;
 using ringmq::queue_config;
 using ringmq::queue_stats;
 using ringmq::receipt;
+using ringmq_test::fields_of;
+using ringmq_test::forge;
+using ringmq_test::receipt_fields;
 
 namespace {
 
@@ -60,21 +65,6 @@ using double_seconds = std::chrono::duration<double>;
 using picoseconds = std::chrono::duration<std::int64_t, std::pico>;
 
 // ---- receipts ----------------------------------------------------------------------------------
-
-// A receipt's fields in the order the library declares them, so that std::bit_cast can read a
-// receipt's queue tag and forge receipts no queue issued.
-struct receipt_fields {
-  std::uint64_t queue;
-  std::uint64_t message;
-  std::uint32_t slot;
-  std::uint32_t delivery;
-};
-static_assert(std::is_standard_layout_v<receipt> && std::is_trivially_copyable_v<receipt> &&
-                  sizeof(receipt) == sizeof(receipt_fields),
-              "receipt's layout changed; update receipt_fields");
-
-receipt_fields fields_of(const receipt& r) { return std::bit_cast<receipt_fields>(r); }
-receipt forge(const receipt_fields& fields) { return std::bit_cast<receipt>(fields); }
 
 // Every call that takes a receipt, with ordinary and unusual durations.
 struct settle_call {

@@ -26,6 +26,7 @@
 
 #include "support/counted.hpp"
 #include "support/elements.hpp"
+#include "support/receipt_fields.hpp"
 
 using namespace std::chrono_literals;
 using ringmq::dead_letter_reason;
@@ -36,6 +37,9 @@ using ringmq::receipt;
 using ringmq::send_status;
 using ringmq_test::counted;
 using ringmq_test::counted_error;
+using ringmq_test::fields_of;
+using ringmq_test::forge;
+using ringmq_test::receipt_fields;
 
 namespace {
 
@@ -105,23 +109,6 @@ std::string construction_error(const queue_config& config) {
   }
   return "(no exception)";
 }
-
-// A receipt's fields in the order the library declares them. receipt is standard-layout and
-// trivially copyable, so std::bit_cast reads and writes them. Tests use that to forge receipts
-// that no queue issued.
-struct receipt_fields {
-  std::uint64_t queue;
-  std::uint64_t message;
-  std::uint32_t slot;
-  std::uint32_t delivery;
-};
-static_assert(std::is_standard_layout_v<receipt> && std::is_trivially_copyable_v<receipt> &&
-                  sizeof(receipt) == sizeof(receipt_fields),
-              "receipt's layout changed; update receipt_fields");
-
-receipt_fields fields_of(const receipt& r) { return std::bit_cast<receipt_fields>(r); }
-
-receipt forge(const receipt_fields& fields) { return std::bit_cast<receipt>(fields); }
 
 // Every call that takes a receipt, in each of its forms.
 struct settle_call {
