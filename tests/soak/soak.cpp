@@ -307,8 +307,8 @@ int main() {
               " ring threads, RINGMQ_SOAK_SEED=%" PRIu64 "\n",
               seconds, queue_threads, ring_producers + ring_consumers, seed);
 
-  // Room for 2^31 messages in 256 MiB of bits. A 20 s run on a 2-core VM sent 11.4 million, so
-  // 600 s at that rate needs about a sixth of the room.
+  // Room for 2^31 messages in 256 MiB of bits. A 600 s run on a 2-core VM sent 294 million,
+  // about a seventh of the room.
   finish_bits finished(std::uint64_t{1} << 31);
   ringmq::manual_clock clock;
   queue_type queue({.capacity = 1024,
