@@ -1,7 +1,7 @@
-// Tests of what ringmq does when it is used wrongly. The cases are receipts that are stale,
-// forged, from another queue or used after close, two threads on a side declared single (debug
-// builds), capacities of 0 and too large, and timeouts that are negative, zero, NaN or too large
-// to add to steady_clock::now(). Each misuse must have its documented result and no undefined
+// Tests of what ringmq does when it is used wrongly. The receipt cases are stale, forged, from
+// another queue or used after close. The ring cases are two threads on a side declared single
+// (debug builds). Every type gets capacities of 0 and too large, and every call that waits gets
+// timeouts that are negative, zero, NaN or too large to add to steady_clock::now(). Each misuse must have its documented result and no undefined
 // behaviour, which the sanitizer builds check.
 #include <catch2/catch.hpp>
 

@@ -6,7 +6,7 @@
 namespace ringmq_test::interleaving {
 namespace {
 
-// AddressSanitizer must be told when the stack changes under it, or it reports the fiber's
+// AddressSanitizer needs a notice when the stack changes under it, or it reports the fiber's
 // frames as stack overflows and misses their errors.
 void start_switch(void** fake_stack_save, const void* bottom, std::size_t size) {
 #if defined(RINGMQ_INTERLEAVING_ASAN)
@@ -182,7 +182,7 @@ void scheduler::start_thread(int thread) {
 #endif
 #if RINGMQ_INTERLEAVING_FAST_SWITCH
   // The first switch pops six zero registers and returns into fiber_main with the stack
-  // aligned as after a call; the zero above it ends stack traces.
+  // aligned as after a call. The zero above it ends stack traces.
   auto top = reinterpret_cast<std::uintptr_t>(t.stack.get() + stack_size) & ~std::uintptr_t{15};
   auto* frame = reinterpret_cast<void**>(top) - 8;
   for (int i = 0; i < 6; ++i) frame[i] = nullptr;

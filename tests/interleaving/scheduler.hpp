@@ -4,7 +4,7 @@
 //
 // State caching. A logical thread's local state is a function of its program and of everything
 // it has read from shared memory. Each thread folds the values its accesses return, and a marker
-// per scheduling point, into a 128-bit history hash; the model restarts it between calls, after
+// per scheduling point, into a 128-bit history hash. The model restarts the hash between calls, after
 // recording the finished call's outcome in its own bookkeeping. At a scheduling point every
 // thread waits before an access or has finished, so the tuple (values of all checked atomics in
 // creation order, the model's state from its hash hook, each thread's history hash, which

@@ -14,7 +14,7 @@
 //   - Memory stays flat. Live heap bytes allocated after the queue and ring were built are
 //     counted by replacing operator new and delete. After the first quarter of the run they may
 //     exceed that quarter's largest reading (the first checkpoint excluded) by at most 1 MiB
-//     plus 10 %. The queue and ring are bounded, so a steady run holds a bounded number of
+//     plus 10 %. The queue and ring are bounded, so a steady run keeps a bounded number of
 //     bodies, while a leak of even one body per thousand messages grows without bound.
 //
 // Settings, from the environment:

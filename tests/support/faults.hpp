@@ -102,8 +102,8 @@ class faulty {
 
 // Runs scenario() with the fault armed at n = 1, 2, ... until a run reaches fewer than n fault
 // points, and returns how many runs it made. scenario must catch injected_fault where it
-// expects one, and check the state it leaves; this checks that every faulty element it made was
-// destroyed exactly once. The caller checks that the count is as large as the scenario's fault
+// expects one and check the state it leaves. This function checks that every faulty element it
+// made was destroyed exactly once. The caller checks that the count is as large as the scenario's fault
 // points, so that a scenario that stops reaching them fails.
 template <class Scenario>
 long sweep_faults(Scenario&& scenario) {

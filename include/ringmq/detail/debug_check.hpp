@@ -38,7 +38,7 @@ inline constexpr bool debug_checks = RINGMQ_DEBUG_CHECKS != 0;
 // clear happens before the second thread's exchange, which then reads false: thread ids are not
 // compared, so such a hand-over stays allowed.
 // Side is a tag that gives each side's check a type of its own, so that two disabled checks
-// take no room in the object that holds them.
+// take no room in the object that contains them.
 template <class Side, bool Enabled>
 class single_caller_check {
  public:
@@ -53,7 +53,7 @@ class single_caller_check {
     std::atomic<bool>& busy_;
   };
 
-  // Marks a call as running; `message` says what went wrong and what to do instead.
+  // Marks a call as running. `message` is printed on failure: what went wrong and what to do.
   scope enter(const char* message) noexcept {
     if (busy_.exchange(true, std::memory_order_relaxed)) debug_check_failed(message);
     return scope(busy_);
